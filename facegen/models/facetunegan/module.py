@@ -1,0 +1,344 @@
+"""FaceTuneGAN as a LightningModule: expression transfer between 3D faces of one topology.
+
+Olivier et al., "FaceTuneGAN: Face Autoencoder for Convolutional Expression Transfer Using Neural
+Generative Adversarial Networks", Computers & Graphics 2023. One generator step and one
+discriminator step per batch (sec. 3.3), Adam(lr 1e-4, weight decay 5e-5), objective eq. (10) plus
+a uniform Laplacian smoothing term on translated meshes.
+
+Units: batches hold per-vertex normalised coordinates ``(x_mm - mean) / std`` (``mean``/``std``
+``[V, 3]`` mm from the training split). The networks, the reconstruction/cycle losses and the
+discriminator work in that space; the Laplacian loss and every logged error are in millimetres.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from lightning.pytorch import LightningModule
+
+from facegen.errors import CheckpointError, FacegenError
+from facegen.geometry import build_mesh_hierarchy, uniform_laplacian_smoothing, unique_edges
+from facegen.models.facetunegan import losses
+from facegen.metrics.mesh import draw_triplets
+from facegen.models.facetunegan.evaluation import evaluate_facetunegan, transfer_errors, triplet_meshes
+from facegen.models.facetunegan.networks import Discriminator, Generator
+
+_DATA_KEY = "facetunegan_data"
+_DATA_FIELDS = ("template_vertices", "template_faces", "mean", "std")
+
+
+def _as_list(values: Sequence[int]) -> list[int]:
+    return [int(v) for v in values]
+
+
+class FaceTuneGAN(LightningModule):
+    """FaceTuneGAN: content (identity) / style (expression) autoencoder trained adversarially.
+
+    Data arguments (``MeshDataModule.model_kwargs()``):
+        template_vertices: ``[V, 3]`` float32 template, mm.
+        template_faces: ``[F, 3]`` int64 triangles.
+        num_styles: number of expression classes; style_names: their names (index 0 = neutral).
+        mean, std: ``[V, 3]`` mm, per-vertex normalisation of the batches.
+        hierarchy_cache_dir: folder for the cached mesh hierarchy (None: no cache).
+
+    Model arguments (conf/model/facetunegan.yaml):
+        channels: content encoder / decoder SpiralBlock widths, one per down-sampling level.
+        style_channels, disc_channels: style encoder and discriminator SpiralBlock widths.
+        content_dim, style_dim: sizes of ``content_code`` and ``style_code``.
+        mapping_hidden: hidden widths of the style mapping ``M``.
+        content_hidden, style_hidden, decoder_hidden: MLP hidden widths.
+        down_factors: vertex down-sampling factor per hierarchy level; seq_length, dilation: spirals.
+        lambda_rec, lambda_cycle, lambda_srec, lambda_adv, lambda_feat, lambda_lap: loss weights of
+            eq. (10) (paper: adv 1, feat 1, srec 0.4, rec and cycle 1) and of the Laplacian term.
+        r1_gamma: R1 penalty weight; the discriminator loss adds ``r1_gamma / 2 * E||grad D||^2``.
+        lr, weight_decay, betas: Adam settings of both optimisers.
+        val_triplets: ``(c, c', s)`` triplets drawn from the val split for ``val/transfer_error_mm``.
+        eval_triplets: triplets of the final evaluation (:meth:`evaluate_run`, paper Tables 3-4).
+        seed: seed of the validation and evaluation triplets.
+
+    Raises:
+        FacegenError: ``mean``/``std`` do not match the template's ``[V, 3]``, or ``std`` has a
+            non-positive entry.
+    """
+
+    def __init__(
+        self,
+        template_vertices,
+        template_faces,
+        num_styles: int,
+        style_names: Sequence[str],
+        mean,
+        std,
+        hierarchy_cache_dir: str | Path | None = None,
+        channels: Sequence[int] = (16, 32, 32, 64),
+        style_channels: Sequence[int] = (16, 32, 32, 64),
+        disc_channels: Sequence[int] = (16, 32, 32, 64),
+        content_dim: int = 4,
+        style_dim: int = 4,
+        mapping_hidden: Sequence[int] = (128, 128, 16),
+        content_hidden: Sequence[int] = (),
+        style_hidden: Sequence[int] = (),
+        decoder_hidden: Sequence[int] = (),
+        down_factors: Sequence[int] = (4, 4, 4, 4),
+        seq_length: int = 9,
+        dilation: int = 1,
+        lambda_rec: float = 1.0,
+        lambda_cycle: float = 1.0,
+        lambda_srec: float = 0.4,
+        lambda_adv: float = 1.0,
+        lambda_feat: float = 1.0,
+        lambda_lap: float = 0.1,
+        r1_gamma: float = 10.0,
+        lr: float = 1e-4,
+        weight_decay: float = 5e-5,
+        betas: Sequence[float] = (0.9, 0.999),
+        val_triplets: int = 64,
+        eval_triplets: int = 500,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        # plain Python containers (Hydra passes ListConfig), so checkpoints load with weights_only=True
+        style_names = [str(n) for n in style_names]
+        channels, style_channels, disc_channels = _as_list(channels), _as_list(style_channels), _as_list(disc_channels)
+        mapping_hidden, content_hidden = _as_list(mapping_hidden), _as_list(content_hidden)
+        style_hidden, decoder_hidden = _as_list(style_hidden), _as_list(decoder_hidden)
+        down_factors = _as_list(down_factors)
+        betas = [float(b) for b in betas]
+        hierarchy_cache_dir = None if hierarchy_cache_dir is None else str(hierarchy_cache_dir)
+        self.save_hyperparameters(ignore=list(_DATA_FIELDS))
+        self.automatic_optimization = False
+        self.skipped_g_steps = 0
+        self.skipped_d_steps = 0
+        self._val_triplet_meshes: dict[str, np.ndarray] | None = None
+
+        vertices = torch.as_tensor(np.asarray(template_vertices), dtype=torch.float32)
+        faces = torch.as_tensor(np.asarray(template_faces), dtype=torch.long)
+        mean = torch.as_tensor(np.asarray(mean), dtype=torch.float32)
+        std = torch.as_tensor(np.asarray(std), dtype=torch.float32)
+        if mean.shape != vertices.shape or std.shape != vertices.shape or vertices.shape[-1:] != (3,):
+            raise FacegenError(
+                f"FaceTuneGAN: template_vertices, mean and std must all be [V, 3] mm; got "
+                f"{tuple(vertices.shape)}, {tuple(mean.shape)}, {tuple(std.shape)}"
+            )
+        if not bool((std > 0).all()):
+            raise FacegenError("FaceTuneGAN: std [V, 3] must be > 0 everywhere (clamp it in the datamodule)")
+        self.register_buffer("template_vertices", vertices)
+        self.register_buffer("template_faces", faces)
+        self.register_buffer("mean", mean)
+        self.register_buffer("std", std)
+        self.register_buffer("edges", torch.as_tensor(unique_edges(faces.numpy())), persistent=False)
+
+        hierarchy = build_mesh_hierarchy(vertices.numpy(), faces.numpy(), factors=down_factors,
+                                         seq_length=seq_length, dilation=dilation, cache_dir=hierarchy_cache_dir)
+        self.generator = Generator(hierarchy, channels, style_channels, content_dim, style_dim, mapping_hidden,
+                                   content_hidden, style_hidden, decoder_hidden)
+        self.discriminator = Discriminator(hierarchy, disc_channels, num_styles)
+
+    # ---------------------------------------------------------------- units and inference (mm)
+    def normalise(self, vertices_mm: torch.Tensor) -> torch.Tensor:
+        """``[B, V, 3]`` mm -> per-vertex normalised coordinates."""
+        return (vertices_mm - self.mean) / self.std
+
+    def denormalise(self, vertices: torch.Tensor) -> torch.Tensor:
+        """Per-vertex normalised ``[B, V, 3]`` -> mm (float32)."""
+        return vertices.float() * self.std + self.mean
+
+    @torch.no_grad()
+    def reconstruct(self, vertices_mm: torch.Tensor) -> torch.Tensor:
+        """``Dec(E_c(x), E_s(x))`` (eq. 3): ``[B, V, 3]`` mm -> ``[B, V, 3]`` mm."""
+        return self.translate(vertices_mm, vertices_mm)
+
+    @torch.no_grad()
+    def translate(self, content_mm: torch.Tensor, style_mm: torch.Tensor) -> torch.Tensor:
+        """``Dec(E_c(x), E_s(s))`` (eq. 4): identity of ``content_mm``, expression of ``style_mm``.
+
+        Args:
+            content_mm, style_mm: ``[B, V, 3]`` mm.
+        Returns:
+            ``[B, V, 3]`` mm.
+        """
+        return self.denormalise(self.generator(self.normalise(content_mm), self.normalise(style_mm)))
+
+    def forward(self, content: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
+        """Generator on normalised meshes: ``[B, V, 3]`` (and style source ``[B, V, 3]``) -> ``[B, V, 3]``."""
+        return self.generator(content, style)
+
+    # ---------------------------------------------------------------- training
+    def configure_optimizers(self):
+        hp = self.hparams
+        kwargs = dict(lr=hp.lr, weight_decay=hp.weight_decay, betas=tuple(hp.betas))
+        return (torch.optim.Adam(self.generator.parameters(), **kwargs),
+                torch.optim.Adam(self.discriminator.parameters(), **kwargs))
+
+    def _scaler(self):
+        """The float16 GradScaler of the precision plugin, or None (fp32, bf16)."""
+        scaler = getattr(self.trainer.precision_plugin, "scaler", None) if self._trainer is not None else None
+        return scaler if scaler is not None and scaler.is_enabled() else None
+
+    def _finite_everywhere(self, loss: torch.Tensor) -> bool:
+        """True when ``loss`` is finite on every process (a skipped step must be skipped on all DDP ranks)."""
+        finite = bool(torch.isfinite(loss.detach()).all())
+        return bool(self.trainer.strategy.reduce_boolean_decision(finite, all=True))
+
+    def _generator_step(self, x: torch.Tensor, s: torch.Tensor, s_label: torch.Tensor):
+        """Generator terms of eq. (10) for content ``x`` and style source ``s`` (normalised ``[B, V, 3]``).
+
+        Returns ``(terms, x_t)``: the loss terms ``rec``, ``cycle``, ``srec``, ``adv``, ``feat``,
+        ``lap`` (mm), their weighted sum ``g_total``, ``rec_error_mm`` (no gradient), and the
+        translated meshes ``x_t`` (normalised, detached) for the discriminator step.
+        """
+        g, d, hp = self.generator, self.discriminator, self.hparams
+        content_x = g.encode_content(x)
+        style_x, style_s = g.encode_style(x), g.encode_style(s)
+        x_r = g.decode(content_x, style_x)                                   # eq. (3)
+        x_t = g.decode(content_x, style_s)                                   # eq. (4)
+        x_cycle = g.decode(g.encode_content(x_t), style_x)
+        style_t = g.encode_style(x_t)
+        logits_t, features_t = d(x_t)
+        features_r = d(x_r)[1]
+        with torch.no_grad():
+            features_x, features_s = d(x)[1], d(s)[1]
+        x, x_r, x_cycle = x.float(), x_r.float(), x_cycle.float()
+        terms = {
+            "rec": losses.vertex_distance_loss(x_r, x),                                           # eq. (5)
+            "cycle": losses.vertex_distance_loss(x_cycle, x),                                     # eq. (6)
+            "srec": losses.style_reconstruction_loss(style_t.float(), style_s.detach().float()),  # eq. (7)
+            "adv": losses.generator_adversarial_loss(d.select(logits_t.float(), s_label)),        # eq. (8)
+            "feat": losses.feature_matching_loss(features_r.float(), features_x.float(),
+                                                 features_t.float(), features_s.float()),        # eq. (9)
+            "lap": uniform_laplacian_smoothing(self.denormalise(x_t), self.edges),                # mm
+        }
+        terms["g_total"] = sum(getattr(hp, f"lambda_{name}") * value for name, value in terms.items())
+        with torch.no_grad():
+            terms["rec_error_mm"] = (self.denormalise(x_r) - self.denormalise(x)).norm(dim=-1).mean()
+        return terms, x_t.detach()
+
+    def _discriminator_step(self, s: torch.Tensor, s_label: torch.Tensor, x_t: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Discriminator terms: eq. (8) on real style sources ``s`` and translations ``x_t`` (both
+        scored for class ``s_label``), the R1 penalty on ``s``, their sum ``d_total``, and the
+        real/fake accuracies ``d_real_acc``, ``d_fake_acc`` (no gradient)."""
+        d, hp = self.discriminator, self.hparams
+        real = s.detach().requires_grad_(hp.r1_gamma > 0)
+        real_logits = d.select(d(real)[0].float(), s_label)
+        fake_logits = d.select(d(x_t)[0].float(), s_label)
+        terms = {"d_adv": losses.discriminator_adversarial_loss(real_logits, fake_logits)}
+        if hp.r1_gamma > 0:
+            terms["r1"] = losses.r1_penalty(real_logits, real, self._scaler())
+        terms["d_total"] = terms["d_adv"] + 0.5 * hp.r1_gamma * terms.get("r1", 0.0)
+        terms["d_real_acc"] = (real_logits.detach() > 0).float().mean()
+        terms["d_fake_acc"] = (fake_logits.detach() < 0).float().mean()
+        return terms
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        """One generator step, then one discriminator step (manual optimisation).
+
+        The style source ``s`` of each content sample ``x`` is another sample of the same batch
+        (the batch rolled by a random non-zero shift), with its expression label as style class.
+        A step whose loss is NaN/inf on any process is skipped on all of them and counted in
+        ``train/skipped_g_steps`` / ``train/skipped_d_steps``.
+        """
+        x, labels = batch["vertices"], batch["expression"]
+        batch_size = x.shape[0]
+        shift = int(torch.randint(1, batch_size, ())) if batch_size > 1 else 0
+        s, s_label = x.roll(shift, dims=0), labels.roll(shift, dims=0)
+        opt_g, opt_d = self.optimizers()
+
+        self.toggle_optimizer(opt_g)
+        g_terms, x_t = self._generator_step(x, s, s_label)
+        if self._finite_everywhere(g_terms["g_total"]):
+            opt_g.zero_grad(set_to_none=True)
+            self.manual_backward(g_terms["g_total"])
+            opt_g.step()
+        else:
+            self.skipped_g_steps += 1
+        self.untoggle_optimizer(opt_g)
+
+        self.toggle_optimizer(opt_d)
+        d_terms = self._discriminator_step(s, s_label, x_t)
+        # under float16 an overflowing R1 gradient is the GradScaler's to handle (it skips and rescales)
+        guarded = d_terms["d_adv"] if self._scaler() is not None else d_terms["d_total"]
+        if self._finite_everywhere(guarded):
+            opt_d.zero_grad(set_to_none=True)
+            self.manual_backward(d_terms["d_total"])
+            opt_d.step()
+        else:
+            self.skipped_d_steps += 1
+        self.untoggle_optimizer(opt_d)
+
+        metrics = {"rec_error_mm", "d_real_acc", "d_fake_acc"}
+        logged = {f"train/{k}" if k in metrics else f"train/loss_{k}": v.detach()
+                  for k, v in {**g_terms, **d_terms}.items()}
+        logged["train/skipped_g_steps"] = float(self.skipped_g_steps)
+        logged["train/skipped_d_steps"] = float(self.skipped_d_steps)
+        self.log_dict(logged, on_step=True, on_epoch=False, batch_size=batch_size)
+
+    # ---------------------------------------------------------------- validation
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        """``val/rec_error_mm``: mean AVD (eq. 11) between val meshes and their reconstructions, mm."""
+        x = batch["vertices"]
+        error = (self.denormalise(self.generator(x)) - self.denormalise(x)).norm(dim=-1).mean()
+        self.log("val/rec_error_mm", error, on_epoch=True, sync_dist=True, batch_size=x.shape[0])
+
+    def on_fit_start(self) -> None:
+        self._val_triplet_meshes = None
+
+    def on_validation_epoch_end(self) -> None:
+        """``val/transfer_error_mm``: expression transfer error (eq. 14) on seeded val triplets, mm.
+
+        Needs a datamodule with ``collection_for`` (``MeshDataModule``). The triplets' meshes are
+        gathered once per fit; every process computes the same value, so no synchronisation is
+        needed. Skipped when the val split has no valid triplet (fewer than two subjects).
+        """
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if self.hparams.val_triplets <= 0 or not hasattr(datamodule, "collection_for"):
+            return
+        if self._val_triplet_meshes is None:
+            collection = datamodule.collection_for("val")
+            triplets = draw_triplets(collection.identity, collection.expression, self.hparams.val_triplets,
+                                     seed=self.hparams.seed)
+            self._val_triplet_meshes = triplet_meshes(collection, triplets, self.hparams.seed) if triplets else {}
+        if self._val_triplet_meshes:
+            errors = transfer_errors(self, self._val_triplet_meshes)
+            self.log("val/transfer_error_mm", float(np.mean(errors)), on_epoch=True, sync_dist=False)
+
+    def evaluate_run(self, datamodule, split: str = "test") -> dict[str, list[dict[str, Any]]]:
+        """The paper's evaluation tables (1-4) on ``split``; see :func:`evaluate_facetunegan`.
+
+        Called by ``facegen.train`` after fitting and by ``facegen.evaluate``; runs in eval mode.
+        """
+        was_training = self.training
+        self.eval()
+        try:
+            return evaluate_facetunegan(self, datamodule, split=split, n_triplets=self.hparams.eval_triplets,
+                                        seed=self.hparams.seed)
+        finally:
+            self.train(was_training)
+
+    # ---------------------------------------------------------------- checkpoints
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Store the data-derived arrays so :meth:`from_checkpoint` needs no datamodule."""
+        checkpoint[_DATA_KEY] = {name: getattr(self, name).detach().cpu().clone() for name in _DATA_FIELDS}
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, map_location: Any = "cpu") -> FaceTuneGAN:
+        """Rebuild a trained model from a Lightning checkpoint alone (weights, template, statistics).
+
+        The mesh hierarchy is rebuilt from the stored template (from ``hierarchy_cache_dir`` when
+        that cache still exists). Returns the model in eval mode.
+
+        Raises:
+            CheckpointError: the file is not a FaceTuneGAN checkpoint (missing keys) or does not match.
+        """
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+        missing = [k for k in ("state_dict", "hyper_parameters", _DATA_KEY) if k not in checkpoint]
+        if missing:
+            raise CheckpointError(f"{path}: not a FaceTuneGAN checkpoint, missing keys {missing}")
+        data = {name: value.cpu().numpy() for name, value in checkpoint[_DATA_KEY].items()}
+        model = cls(**data, **checkpoint["hyper_parameters"])
+        try:
+            model.load_state_dict(checkpoint["state_dict"])
+        except RuntimeError as err:
+            raise CheckpointError(f"{path}: weights do not match the stored hyperparameters: {err}") from err
+        return model.to(map_location if isinstance(map_location, (str, torch.device)) else "cpu").eval()

@@ -1,0 +1,288 @@
+"""FaceTuneGAN networks (Olivier et al. 2023, sec. 3.2 and appendix A): encoders, mapping, decoder, discriminator.
+
+All networks work on meshes of one fixed topology, ``[B, V, 3]`` (normalised per-vertex coordinates in
+:class:`~facegen.models.facetunegan.FaceTuneGAN`), and on a CoMA-style mesh hierarchy: any object with
+``spiral_indices`` (``[V_i, L]`` per level), ``down_transform`` (``[V_{i+1}, V_i]``) and
+``up_transform`` (``[V_i, V_{i+1}]``) lists, such as :class:`facegen.geometry.MeshHierarchy`.
+A network with ``n`` blocks works on levels ``0..n``; the hierarchy needs at least ``n`` down-samplings.
+
+The paper's figures 9/10 give the layer composition per dataset; the widths here are constructor
+arguments (conf/model/facetunegan.yaml, conf/experiment/facetunegan_*.yaml). Choices the paper leaves
+open, following FUNIT (Liu et al. 2019, NVlabs/FUNIT ``networks.py``):
+- hidden linear layers use ReLU; the layer producing a code (content, style, AdaIN parameters,
+  decoder features) and the discriminator's classifier are linear, and the discriminator outputs
+  logits (the paper's softmax is replaced by one logistic real/fake output per style class, as FUNIT);
+- the decoder's up-sampling SpiralBlocks after the first use no normalisation;
+- weights are Kaiming-normal (fan-in, ReLU gain), biases zero; the mapping's last bias starts at
+  ``gamma = 1, beta = 0`` so that the decoder starts as plain instance normalisation.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from facegen.errors import FacegenError
+from facegen.nn import AdaIN, SpiralBlock, SpiralConv, SpiralResBlock
+
+
+def mlp(dims: Sequence[int]) -> nn.Sequential:
+    """Linear layers ``dims[0] -> ... -> dims[-1]`` with ReLU between them and none after the last."""
+    layers: list[nn.Module] = []
+    for i, (d_in, d_out) in enumerate(zip(dims[:-1], dims[1:])):
+        layers.append(nn.Linear(d_in, d_out))
+        if i < len(dims) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+def kaiming_init(module: nn.Module) -> None:
+    """Kaiming-normal weights (fan-in, ReLU gain) and zero biases for every linear layer (paper sec. 4.2)."""
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+            nn.init.zeros_(m.bias)
+
+
+def _check_levels(hierarchy, num_blocks: int, what: str) -> None:
+    available = len(hierarchy.down_transform)
+    if num_blocks < 1 or num_blocks > available:
+        raise FacegenError(
+            f"{what}: {num_blocks} down-sampling blocks need 1..{available} hierarchy levels "
+            f"(the mesh hierarchy has {available} down_transform matrices); shorten the channel list"
+        )
+
+
+def _num_vertices(hierarchy, level: int) -> int:
+    return int(hierarchy.spiral_indices[level].shape[0])
+
+
+class ContentEncoder(nn.Module):
+    """``E_c``: down-sampling SpiralBlocks (instance norm), two SpiralResBlocks, flatten, MLP.
+
+    Args:
+        hierarchy: mesh hierarchy (see module docstring).
+        channels: SpiralBlock widths, one per down-sampling level.
+        content_dim: size of ``content_code``.
+        hidden: MLP hidden widths between the flattened features and the code.
+    """
+
+    def __init__(self, hierarchy, channels: Sequence[int], content_dim: int, hidden: Sequence[int] = ()) -> None:
+        super().__init__()
+        _check_levels(hierarchy, len(channels), "ContentEncoder")
+        widths = [3, *channels]
+        self.blocks = nn.ModuleList(
+            SpiralBlock(widths[i], widths[i + 1], hierarchy.spiral_indices[i], "instance",
+                        down_transform=hierarchy.down_transform[i])
+            for i in range(len(channels))
+        )
+        coarse = hierarchy.spiral_indices[len(channels)]
+        self.res_blocks = nn.ModuleList(SpiralResBlock(channels[-1], coarse, "instance") for _ in range(2))
+        self.mlp = mlp([coarse.shape[0] * channels[-1], *hidden, content_dim])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x``: ``[B, V, 3]`` -> ``content_code [B, content_dim]``."""
+        for block in (*self.blocks, *self.res_blocks):
+            x = block(x)
+        return self.mlp(x.flatten(1))
+
+
+class StyleEncoder(nn.Module):
+    """``E_s``: down-sampling SpiralBlocks without normalisation, mean over vertices, MLP.
+
+    Args:
+        hierarchy: mesh hierarchy.
+        channels: SpiralBlock widths, one per down-sampling level.
+        style_dim: size of ``style_code``.
+        hidden: MLP hidden widths.
+    """
+
+    def __init__(self, hierarchy, channels: Sequence[int], style_dim: int, hidden: Sequence[int] = ()) -> None:
+        super().__init__()
+        _check_levels(hierarchy, len(channels), "StyleEncoder")
+        widths = [3, *channels]
+        self.blocks = nn.ModuleList(
+            SpiralBlock(widths[i], widths[i + 1], hierarchy.spiral_indices[i], "none",
+                        down_transform=hierarchy.down_transform[i])
+            for i in range(len(channels))
+        )
+        self.mlp = mlp([channels[-1], *hidden, style_dim])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x``: ``[B, V, 3]`` -> ``style_code [B, style_dim]``."""
+        for block in self.blocks:
+            x = block(x)
+        return self.mlp(x.mean(dim=1))
+
+
+class StyleMapping(nn.Module):
+    """``M``: style code -> all AdaIN parameters of the decoder (paper appendix A).
+
+    CoMA: ``4 -> 128 -> 128 -> 16 -> N_AdaIN``; FaceScape: ``5 -> 256 x 6 -> 16 -> N_AdaIN``.
+
+    Args:
+        style_dim: size of ``style_code``.
+        hidden: hidden widths (ReLU after each).
+        adain_channels: channel count of each AdaIN layer in decoder order; the output is, per layer,
+            ``[gamma (C) | beta (C)]``, concatenated: ``N_AdaIN = 2 * sum(adain_channels)``.
+    """
+
+    def __init__(self, style_dim: int, hidden: Sequence[int], adain_channels: Sequence[int]) -> None:
+        super().__init__()
+        self.num_adain_params = 2 * sum(adain_channels)
+        self.net = mlp([style_dim, *hidden, self.num_adain_params])
+        kaiming_init(self)
+        gamma_mask = torch.cat([torch.cat([torch.ones(c), torch.zeros(c)]) for c in adain_channels])
+        with torch.no_grad():
+            self.net[-1].bias.copy_(gamma_mask)
+
+    def forward(self, style_code: torch.Tensor) -> torch.Tensor:
+        """``style_code [B, style_dim]`` -> ``adain_params [B, N_AdaIN]``."""
+        return self.net(style_code)
+
+
+class Decoder(nn.Module):
+    """``Dec``: MLP from the content code, two AdaIN SpiralResBlocks, up-sampling SpiralBlocks, output conv.
+
+    The first up-sampling SpiralBlock uses AdaIN too (paper appendix A); the output is a linear
+    SpiralConv to 3 coordinates.
+
+    Args:
+        hierarchy: mesh hierarchy.
+        channels: the encoder's SpiralBlock widths (the decoder mirrors them).
+        content_dim: size of ``content_code``.
+        hidden: MLP hidden widths between the code and the coarsest features.
+    """
+
+    def __init__(self, hierarchy, channels: Sequence[int], content_dim: int, hidden: Sequence[int] = ()) -> None:
+        super().__init__()
+        n = len(channels)
+        _check_levels(hierarchy, n, "Decoder")
+        self.coarse_shape = (_num_vertices(hierarchy, n), channels[-1])
+        self.mlp = mlp([content_dim, *hidden, self.coarse_shape[0] * self.coarse_shape[1]])
+        self.res_blocks = nn.ModuleList(
+            SpiralResBlock(channels[-1], hierarchy.spiral_indices[n], "adain") for _ in range(2)
+        )
+        self.blocks = nn.ModuleList()
+        for level in reversed(range(n)):
+            c_in = channels[level + 1] if level + 1 < n else channels[-1]
+            self.blocks.append(
+                SpiralBlock(c_in, channels[level], hierarchy.spiral_indices[level],
+                            "adain" if level == n - 1 else "none", up_transform=hierarchy.up_transform[level])
+            )
+        self.out_conv = SpiralConv(channels[0], 3, hierarchy.spiral_indices[0])
+
+    @property
+    def adain_channels(self) -> list[int]:
+        """Channel count of each AdaIN layer, in the order :meth:`forward` consumes ``adain_params``."""
+        return [m.num_features for m in self.modules() if isinstance(m, AdaIN)]
+
+    def forward(self, content_code: torch.Tensor, adain_params: torch.Tensor) -> torch.Tensor:
+        """``content_code [B, content_dim]``, ``adain_params [B, N_AdaIN]`` -> ``[B, V, 3]``."""
+        x = self.mlp(content_code).view(-1, *self.coarse_shape)
+        offset = 0
+        for block in (*self.res_blocks, *self.blocks):
+            size = block.num_adain_params
+            x = block(x, adain_params[:, offset:offset + size] if size else None)
+            offset += size
+        return self.out_conv(x)
+
+
+class Generator(nn.Module):
+    """``G = (E_c, E_s, M, Dec)``: content encoder, style encoder, style mapping, decoder (paper Fig. 2).
+
+    ``G(x, s) = Dec(E_c(x), M(E_s(s)))`` translates the content (identity) of ``x`` into the style
+    (expression) of ``s``; ``G(x) = G(x, x)`` reconstructs ``x`` (eqs. 3-4).
+
+    Args:
+        hierarchy: mesh hierarchy (see module docstring).
+        channels: content encoder / decoder SpiralBlock widths, one per down-sampling level.
+        style_channels: style encoder SpiralBlock widths.
+        content_dim, style_dim: code sizes (CoMA 4/4, FaceScape 20/5).
+        mapping_hidden: hidden widths of ``M`` (CoMA ``[128, 128, 16]``).
+        content_hidden, style_hidden, decoder_hidden: MLP hidden widths of ``E_c``, ``E_s``, ``Dec``.
+    """
+
+    def __init__(
+        self,
+        hierarchy,
+        channels: Sequence[int],
+        style_channels: Sequence[int],
+        content_dim: int,
+        style_dim: int,
+        mapping_hidden: Sequence[int],
+        content_hidden: Sequence[int] = (),
+        style_hidden: Sequence[int] = (),
+        decoder_hidden: Sequence[int] = (),
+    ) -> None:
+        super().__init__()
+        self.content_encoder = ContentEncoder(hierarchy, channels, content_dim, content_hidden)
+        self.style_encoder = StyleEncoder(hierarchy, style_channels, style_dim, style_hidden)
+        self.decoder = Decoder(hierarchy, channels, content_dim, decoder_hidden)
+        kaiming_init(self)
+        self.mapping = StyleMapping(style_dim, mapping_hidden, self.decoder.adain_channels)
+
+    def encode_content(self, x: torch.Tensor) -> torch.Tensor:
+        """``x [B, V, 3]`` -> ``content_code [B, content_dim]``."""
+        return self.content_encoder(x)
+
+    def encode_style(self, x: torch.Tensor) -> torch.Tensor:
+        """``x [B, V, 3]`` -> ``style_code [B, style_dim]``."""
+        return self.style_encoder(x)
+
+    def decode(self, content_code: torch.Tensor, style_code: torch.Tensor) -> torch.Tensor:
+        """``content_code [B, content_dim]``, ``style_code [B, style_dim]`` -> mesh ``[B, V, 3]``."""
+        return self.decoder(content_code, self.mapping(style_code))
+
+    def forward(self, x: torch.Tensor, style_source: torch.Tensor | None = None) -> torch.Tensor:
+        """Translate ``x [B, V, 3]`` into the style of ``style_source [B, V, 3]`` (default: ``x`` itself)."""
+        style = x if style_source is None else style_source
+        return self.decode(self.encode_content(x), self.encode_style(style))
+
+
+class Discriminator(nn.Module):
+    """Multi-task discriminator ``D`` (paper sec. 3.2.2): one real/fake logit per style class.
+
+    Down-sampling SpiralBlocks without normalisation, flatten (the feature layer ``D_f`` used by the
+    feature-matching loss, eq. 9), then one linear layer to ``num_styles`` logits.
+
+    Args:
+        hierarchy: mesh hierarchy.
+        channels: SpiralBlock widths, one per down-sampling level.
+        num_styles: number of style (expression) classes.
+    """
+
+    def __init__(self, hierarchy, channels: Sequence[int], num_styles: int) -> None:
+        super().__init__()
+        _check_levels(hierarchy, len(channels), "Discriminator")
+        widths = [3, *channels]
+        self.blocks = nn.ModuleList(
+            SpiralBlock(widths[i], widths[i + 1], hierarchy.spiral_indices[i], "none",
+                        down_transform=hierarchy.down_transform[i])
+            for i in range(len(channels))
+        )
+        self.num_styles = num_styles
+        self.classifier = nn.Linear(_num_vertices(hierarchy, len(channels)) * channels[-1], num_styles)
+        kaiming_init(self)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x [B, V, 3]`` -> ``(logits [B, num_styles], features D_f [B, F])``."""
+        for block in self.blocks:
+            x = block(x)
+        features = x.flatten(1)
+        return self.classifier(features), features
+
+    @staticmethod
+    def select(logits: torch.Tensor, style_label: torch.Tensor) -> torch.Tensor:
+        """The logit of each sample's own style class: ``logits [B, S]``, ``style_label [B]`` -> ``[B]``.
+
+        Raises:
+            FacegenError: a label is outside ``0..S-1``.
+        """
+        if style_label.numel() and (int(style_label.min()) < 0 or int(style_label.max()) >= logits.shape[1]):
+            raise FacegenError(
+                f"Discriminator.select: style labels must lie in 0..{logits.shape[1] - 1}, "
+                f"got min {int(style_label.min())} max {int(style_label.max())}"
+            )
+        return logits.gather(1, style_label.long().view(-1, 1)).squeeze(1)

@@ -1,0 +1,73 @@
+"""StyleGAN2 losses: non-saturating logistic loss, R1 and path-length penalties, style mixing.
+
+Goodfellow et al. 2014 (non-saturating loss), Mescheder et al. 2018 (R1, eq. 9), Karras et al. 2020
+(path-length regularisation, eq. 4; style mixing, StyleGAN sec. 3.1); behaviour of NVlabs
+stylegan2-ada-pytorch ``training/loss.py`` (``StyleGAN2Loss``).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def generator_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    """Non-saturating G loss ``mean(softplus(-D(G(z)))) = -log sigmoid(D(G(z)))``; logits ``[B, 1]`` -> scalar."""
+    return F.softplus(-fake_logits).mean()
+
+
+def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """Logistic D loss ``mean(softplus(D(G(z)))) + mean(softplus(-D(x)))``; logits ``[B, 1]`` -> scalar."""
+    return F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
+
+
+def input_gradient(output: torch.Tensor, inputs: torch.Tensor, scaler=None) -> torch.Tensor:
+    """``d output.sum() / d inputs`` with ``create_graph=True``; with a ``torch.amp.GradScaler`` the sum is
+    scaled before and the gradient unscaled after (PyTorch AMP gradient-penalty recipe), so fp16 gradients
+    do not underflow."""
+    total = output.sum()
+    if scaler is not None and scaler.is_enabled():
+        (grad,) = torch.autograd.grad(scaler.scale(total), inputs, create_graph=True)
+        return grad * (1.0 / scaler.get_scale())
+    (grad,) = torch.autograd.grad(total, inputs, create_graph=True)
+    return grad
+
+
+def r1_penalty(real_images: torch.Tensor, real_logits: torch.Tensor, scaler=None) -> torch.Tensor:
+    """R1: squared norm of D's gradient at real images, ``||d D(x) / d x||^2`` per image -> ``[B]``.
+
+    ``real_images [B, C, H, W]`` must require grad and ``real_logits [B, 1]`` be computed from them
+    (through ADA when used). The loss term is ``r1_gamma / 2 * penalty``.
+    """
+    grad = input_gradient(real_logits, real_images, scaler)
+    return grad.square().sum(dim=[1, 2, 3])
+
+
+def path_length_penalty(images: torch.Tensor, ws: torch.Tensor, pl_mean: torch.Tensor, pl_decay: float = 0.01,
+                        scaler=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Path-length penalty ``(||J_w^T y||_2 - a)^2`` with ``y ~ N(0, I) / sqrt(H W)`` (StyleGAN2 eq. 4).
+
+    Args:
+        images: ``[B, C, H, W]`` synthesised from ``ws [B, num_ws, w_dim]`` (requires grad).
+        pl_mean: running mean ``a`` of the path lengths (scalar tensor; not modified here).
+        pl_decay: decay of the running mean (0.01).
+    Returns:
+        ``(penalty [B], new_pl_mean scalar detached)``; the caller stores the new mean.
+    """
+    noise = torch.randn_like(images) / math.sqrt(images.shape[2] * images.shape[3])
+    grad = input_gradient(images * noise, ws, scaler)
+    lengths = grad.square().sum(dim=2).mean(dim=1).sqrt()
+    new_mean = pl_mean.lerp(lengths.mean(), pl_decay)
+    return (lengths - new_mean).square(), new_mean.detach()
+
+
+def mix_styles(mapping, z: torch.Tensor, c: torch.Tensor | None, ws: torch.Tensor, prob: float) -> torch.Tensor:
+    """Style mixing regularisation: with probability ``prob`` replace ``ws[:, cutoff:]`` (cutoff uniform in
+    ``[1, num_ws)``) by the w of a second random latent; ``ws [B, num_ws, w_dim]`` -> same shape."""
+    num_ws = ws.shape[1]
+    if prob <= 0 or num_ws < 2 or float(torch.rand(())) >= prob:
+        return ws
+    cutoff = int(torch.randint(1, num_ws, ()))
+    ws2 = mapping(torch.randn_like(z), c, update_w_avg=False)
+    return torch.cat([ws[:, :cutoff], ws2[:, cutoff:]], dim=1)

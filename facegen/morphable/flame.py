@@ -1,0 +1,120 @@
+"""FLAME (Li et al., "Learning a model of facial shape and expression from 4D scans", SIGGRAPH Asia 2017).
+
+Only the linear part is used: ``v_template`` [5023, 3] and ``shapedirs`` [5023, 3, 300 + 100]
+(identity ``betas`` then expression ``psi``, in standard deviations as FLAME's ``lbs``); pose blend
+shapes, joints and skinning (``posedirs``, ``J_regressor``, ``weights``, ``kintree_table``) are
+ignored, so jaw, neck and eyeball rotations are not modelled. Units: metres in the file, mm here.
+
+The official ``generic_model.pkl`` stores chumpy ``Ch`` arrays. It is read with a restricted
+unpickler that maps every ``chumpy.*`` class to :class:`_ChumpyArray` (keeping the array in its
+state key ``x``), allows only numpy/scipy array reconstruction, and refuses every other global, so
+no code from the file runs and chumpy need not be installed.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+
+from facegen.errors import DatasetLayoutError
+from facegen.morphable.base import ModelLayoutError, MorphableModel, substitute_albedo
+
+M_TO_MM = 1000.0
+_ALLOWED = {
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"), ("copy_reg", "_reconstructor"), ("copyreg", "_reconstructor"),
+    ("__builtin__", "object"), ("builtins", "object"), ("_codecs", "encode"), ("__builtin__", "set"),
+    ("builtins", "set"), ("__builtin__", "frozenset"), ("builtins", "frozenset"),
+}
+
+
+class _ChumpyArray:
+    """Stand-in for ``chumpy.Ch``: keeps the pickled state; ``.array`` is the wrapped ndarray."""
+
+    def __setstate__(self, state):
+        self.state = state if isinstance(state, dict) else {"x": state}
+
+    @property
+    def array(self):
+        return self.state.get("x")
+
+
+class _SparseHolder(_ChumpyArray):
+    """Stand-in for ``scipy.sparse`` matrices (``J_regressor``), which facegen does not use."""
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str):
+        if module == "chumpy" or module.startswith("chumpy."):
+            return _ChumpyArray
+        if module.startswith("scipy.sparse"):
+            return _SparseHolder
+        if (module, name) in _ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"global {module}.{name} is not allowed in a FLAME model file")
+
+
+def _array(value, path: Path, key: str) -> np.ndarray:
+    if isinstance(value, _ChumpyArray):
+        value = value.array
+    if not isinstance(value, np.ndarray):
+        raise ModelLayoutError(f"{path}: key {key!r} is not an array (a derived chumpy expression?); "
+                               "expected a plain Ch/ndarray")
+    return value
+
+
+def _read(path: Path) -> dict:
+    if path.suffix == ".npz":
+        with np.load(path, allow_pickle=False) as data:
+            return dict(data)
+    with open(path, "rb") as f:
+        try:
+            data = _RestrictedUnpickler(f, encoding="latin1").load()
+        except (pickle.UnpicklingError, EOFError, AttributeError, ValueError, TypeError) as error:
+            raise ModelLayoutError(f"{path}: not a readable FLAME pickle ({error})") from error
+    if not isinstance(data, dict):
+        raise ModelLayoutError(f"{path}: a FLAME pickle holds a dict, found {type(data).__name__}")
+    return data
+
+
+def load_flame(path: str | os.PathLike, n_shape: int = 300, n_exp: int = 100) -> MorphableModel:
+    """Load a FLAME model (``.pkl`` as distributed, or ``.npz`` with the same keys) in millimetres.
+
+    Args:
+        path: ``generic_model.pkl`` / ``flame2023.pkl`` / an ``.npz`` with ``v_template``, ``shapedirs``, ``f``.
+        n_shape: identity components (the first ``n_shape`` of ``shapedirs``, FLAME: 300).
+        n_exp: expression components (the ``n_exp`` after the first 300, FLAME: 100).
+
+    Returns:
+        MorphableModel (V = 5023 for FLAME) with ``id_basis`` [n_shape, V, 3] and ``exp_basis``
+        [n_exp', V, 3] (``n_exp' = min(n_exp, K - 300)``), no landmarks, region ``face`` = all vertices,
+        and the substitute albedo of :func:`~facegen.morphable.base.substitute_albedo` (FLAME's texture
+        space is a separate download).
+
+    Raises:
+        DatasetLayoutError: the file does not exist.
+        ModelLayoutError: unreadable pickle, a forbidden global in it, missing key or wrong shape (names key).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetLayoutError(f"{path}: FLAME model file not found (expected generic_model.pkl or .npz)")
+    data = _read(path)
+    for key in ("v_template", "shapedirs", "f"):
+        if key not in data:
+            raise ModelLayoutError(f"{path}: missing key {key!r}; a FLAME model has v_template, shapedirs, f")
+    template = _array(data["v_template"], path, "v_template").astype(np.float64)
+    shapedirs = _array(data["shapedirs"], path, "shapedirs").astype(np.float64)
+    faces = _array(data["f"], path, "f").astype(np.int64)
+    V = template.shape[0]
+    if template.shape != (V, 3) or shapedirs.ndim != 3 or shapedirs.shape[:2] != (V, 3):
+        raise ModelLayoutError(f"{path}: v_template {template.shape} / shapedirs {shapedirs.shape}; "
+                               "expected [V, 3] and [V, 3, K]")
+    n_identity = min(n_shape, shapedirs.shape[2], 300)
+    expression = shapedirs[:, :, 300:300 + n_exp]
+    mean, basis = substitute_albedo(V)
+    return MorphableModel(template * M_TO_MM, faces, shapedirs[:, :, :n_identity].transpose(2, 0, 1) * M_TO_MM,
+                          expression.transpose(2, 0, 1) * M_TO_MM, [f"psi_{k:03d}" for k in range(expression.shape[2])],
+                          mean, basis, None, {"face": np.arange(V)}, name=f"flame({path.name})")

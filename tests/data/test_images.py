@@ -1,0 +1,120 @@
+"""ImageDataModule: folder trees, NVlabs zips, labels, corrupt files, real face sets."""
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from facegen.data.images import ImageDataModule
+from facegen.errors import DatasetLayoutError
+
+
+def picture(seed: int, size=(40, 30), mode="RGB") -> Image.Image:
+    rng = np.random.default_rng(seed)
+    shape = (size[1], size[0], 3) if mode == "RGB" else (size[1], size[0])
+    return Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode)
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    """root/alice/{0.png, 1.jpg}, root/bob/{face.pgm, scan (GIF, no extension), broken.png}, root/README."""
+    root = tmp_path / "faces"
+    (root / "alice").mkdir(parents=True)
+    (root / "bob").mkdir()
+    picture(0).save(root / "alice" / "0.png")
+    picture(1).save(root / "alice" / "1.jpg")
+    picture(2, mode="L").save(root / "bob" / "face.pgm")
+    picture(3, mode="L").save(root / "bob" / "scan", format="GIF")
+    (root / "bob" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    (root / "README").write_text("four faces of two people")
+    return root
+
+
+def test_folder_tree_with_labels(tree):
+    dm = ImageDataModule(tree, resolution=16, channels=3, use_labels=True, batch_size=2)
+    with pytest.warns(UserWarning, match="broken.png"):
+        kwargs = dm.model_kwargs()
+    assert kwargs == {"img_resolution": 16, "img_channels": 3, "c_dim": 2}
+    assert dm.label_names == ["alice", "bob"]
+    assert [r.name for r in dm.train_set.records] == ["alice/0.png", "alice/1.jpg", "bob/face.pgm", "bob/scan"]
+    item = dm.train_set[3]
+    assert item["image"].shape == (3, 16, 16) and item["image"].dtype == torch.float32
+    assert -1.0 <= item["image"].min() and item["image"].max() <= 1.0
+    torch.testing.assert_close(item["c"], torch.tensor([0.0, 1.0]))
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["image"].shape == (2, 3, 16, 16) and batch["c"].shape == (2, 2)
+
+
+def test_exact_pixels_crop_flip_and_grey(tree, tmp_path):
+    root = tmp_path / "exact"
+    root.mkdir()
+    pixels = np.arange(4 * 6, dtype=np.uint8).reshape(4, 6) * 10  # 6 wide, 4 high -> centre crop cols 1..4
+    Image.fromarray(pixels, "L").save(root / "a.png")
+    dm = ImageDataModule(root, resolution=4, channels=1, xflip=True)
+    dm.setup("fit")
+    assert len(dm.train_set) == 2
+    expected = torch.from_numpy(pixels[:, 1:5].astype(np.float32)) / 127.5 - 1
+    torch.testing.assert_close(dm.train_set[0]["image"][0], expected)
+    torch.testing.assert_close(dm.train_set[1]["image"][0], expected.flip(-1))
+    assert dm.model_kwargs()["c_dim"] == 0
+
+
+def test_nvlabs_zip_with_dataset_json(tmp_path):
+    path = tmp_path / "dataset.zip"
+    labels = []
+    with zipfile.ZipFile(path, "w") as z:
+        for i in range(5):
+            name = f"00000/img{i:08d}.png"
+            buffer = io.BytesIO()
+            picture(i, size=(8, 8)).save(buffer, format="PNG")
+            z.writestr(name, buffer.getvalue())
+            labels.append([name, i % 3])
+        z.writestr("dataset.json", json.dumps({"labels": labels}))
+    dm = ImageDataModule(path, resolution=8, use_labels=True, val_fraction=0.4, seed=1)
+    assert dm.model_kwargs() == {"img_resolution": 8, "img_channels": 3, "c_dim": 3}
+    assert len(dm.train_set) == 3 and len(dm.val_set) == 2
+    item = dm.val_set[0]
+    label = dict(labels)[dm.val_set.records[0].name]
+    torch.testing.assert_close(item["c"], torch.nn.functional.one_hot(torch.tensor(label), 3).float())
+    expected = torch.from_numpy(np.array(picture(int(dm.val_set.records[0].name[-6:-4]), size=(8, 8))))
+    torch.testing.assert_close(item["image"], expected.permute(2, 0, 1).float() / 127.5 - 1)
+
+
+def test_layout_errors(tmp_path, tree):
+    with pytest.raises(DatasetLayoutError, match="nowhere"):
+        ImageDataModule(tmp_path / "nowhere", resolution=8).setup()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("no images")
+    with pytest.raises(DatasetLayoutError, match="no readable image"):
+        ImageDataModule(empty, resolution=8).setup()
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    picture(0).save(flat / "x.png")
+    with pytest.raises(DatasetLayoutError, match="sub-folders"):
+        ImageDataModule(flat, resolution=8, use_labels=True).setup()
+
+
+@pytest.mark.realdata
+def test_orl_faces_identities(shared_data):
+    dm = ImageDataModule(shared_data / "orl_faces", resolution=32, channels=1, use_labels=True, batch_size=8)
+    assert dm.model_kwargs() == {"img_resolution": 32, "img_channels": 1, "c_dim": 40}
+    assert len(dm.train_set) == 400
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["image"].shape == (8, 1, 32, 32) and batch["image"].std() > 0.1
+
+
+@pytest.mark.realdata
+def test_yale_faces_without_extensions(shared_data):
+    dm = ImageDataModule(shared_data / "yalefaces", resolution=32, channels=3)
+    dm.setup()
+    assert len(dm.train_set) == 164
+    image = dm.train_set[0]["image"]
+    assert image.shape == (3, 32, 32)
+    torch.testing.assert_close(image[0], image[1])  # greyscale GIF converted to RGB
