@@ -2,11 +2,12 @@
 
 Each benchmark module exposes ``run() -> list[dict]``; a row holds at least ``name``, ``device``,
 ``value``, ``unit`` and ``params`` (a dict), or ``skipped`` with the reason. Select modules with
-``python benchmarks/run.py render stylegan2``.
+``python benchmarks/run.py render stylegan2``;
+rows of the benchmarks not selected are kept from the previous results file.
 """
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 import platform
 import sys
@@ -17,16 +18,14 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))  # benchmark modules are importable by name (spawned workers re-import them)
 
 from facegen.logging import markdown_table  # noqa: E402
 from facegen.utils import atomic_write  # noqa: E402
 
 
 def load(path: Path):
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module(path.stem)
 
 
 def main(selected: list[str]) -> None:
@@ -45,6 +44,10 @@ def main(selected: list[str]) -> None:
     meta = {"device": device, "torch": torch.__version__, "python": platform.python_version(),
             "machine": platform.machine(), "date": time.strftime("%Y-%m-%d %H:%M:%S")}
     stem = HERE / "results" / device.replace(" ", "_")
+    if stem.with_suffix(".json").is_file():  # keep the rows of benchmarks not run this time
+        ran = {row["benchmark"] for row in rows}
+        previous = json.loads(stem.with_suffix(".json").read_text())["results"]
+        rows = [row for row in previous if row["benchmark"] not in ran] + rows
     atomic_write(stem.with_suffix(".json"), json.dumps({"meta": meta, "results": rows}, indent=2, default=str))
     table = [{k: (json.dumps(v) if isinstance(v, dict) else v) for k, v in r.items()} for r in rows]
     header = "# facegen benchmarks\n\n" + "".join(f"- {k}: {v}\n" for k, v in meta.items()) + "\n"
