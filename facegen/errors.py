@@ -20,3 +20,23 @@ class CheckpointError(FacegenError, ValueError):
 
 class MissingWeightsError(FacegenError, FileNotFoundError):
     """A pretrained weights file is not configured or not found at its configured path."""
+
+
+class ProjectionInputError(FacegenError, ValueError):
+    """A projection target has the wrong shape, range or channel count for the generator."""
+
+
+class RenderInputError(FacegenError, ValueError):
+    """A tensor handed to the renderer has the wrong shape, dtype or value range."""
+
+
+class StyleGANInputError(FacegenError, ValueError):
+    """A latent, label, style list or image has the wrong shape, or an option is unknown."""
+
+
+class ModelLayoutError(FacegenError, ValueError):
+    """A morphable model's arrays have inconsistent shapes, or a coefficient tensor has the wrong shape."""
+
+
+class GenerateConfigError(FacegenError, ValueError):
+    """A generate option (seeds, class label) is malformed."""

@@ -19,15 +19,11 @@ import torch
 from omegaconf import DictConfig, ListConfig
 
 from facegen.callbacks.image_grid import images_to_grid
-from facegen.errors import FacegenError
+from facegen.errors import GenerateConfigError
 from facegen.models.stylegan2.checkpoints import load_generator
 from facegen.utils import atomic_write
 
 log = logging.getLogger("facegen.generate")
-
-
-class GenerateConfigError(FacegenError, ValueError):
-    """A generate option (seeds, class label) is malformed."""
 
 
 def parse_seeds(seeds: str | int | list | ListConfig) -> list[int]:

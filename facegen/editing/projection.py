@@ -30,14 +30,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics.functional.image import multiscale_structural_similarity_index_measure
 
-from facegen.errors import FacegenError, MissingWeightsError
+from facegen.errors import MissingWeightsError, ProjectionInputError
 from facegen.metrics.lpips import LPIPS
 
 _MS_SSIM_BETAS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)  # Wang et al. 2003, table 1
-
-
-class ProjectionInputError(FacegenError, ValueError):
-    """A projection target has the wrong shape, range or channel count for the generator."""
 
 
 class LPIPSLoss(nn.Module):

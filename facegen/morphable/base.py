@@ -12,11 +12,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 
-from facegen.errors import FacegenError
-
-
-class ModelLayoutError(FacegenError, ValueError):
-    """A morphable model's arrays have inconsistent shapes, or a coefficient tensor has the wrong shape."""
+from facegen.errors import ModelLayoutError
 
 
 def _as_tensor(array, dtype: torch.dtype) -> torch.Tensor:

@@ -18,11 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from facegen.errors import FacegenError
-
-
-class RenderInputError(FacegenError, ValueError):
-    """A tensor handed to the renderer has the wrong shape, dtype or value range."""
+from facegen.errors import RenderInputError
 
 
 def _check_points(points: torch.Tensor, name: str = "points") -> None:

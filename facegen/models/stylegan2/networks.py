@@ -24,7 +24,7 @@ from typing import Iterator, Sequence
 import torch
 from torch import nn
 
-from facegen.errors import FacegenError
+from facegen.errors import StyleGANInputError
 from facegen.nn.stylegan_layers import (
     Conv2dLayer,
     FullyConnectedLayer,
@@ -36,10 +36,6 @@ from facegen.nn.stylegan_layers import (
 )
 
 NOISE_MODES = ("const", "random", "none")
-
-
-class StyleGANInputError(FacegenError, ValueError):
-    """A latent, label, style list or image has the wrong shape, or an option is unknown."""
 
 
 def _block_precision(use_fp16: bool, device_type: str) -> tuple[torch.dtype, contextlib.AbstractContextManager]:
