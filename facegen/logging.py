@@ -112,8 +112,8 @@ def log_table(trainer_or_module: Trainer | LightningModule, key: str, rows: Sequ
             logger.log_table(key=key, columns=columns, data=[[row.get(c) for c in columns] for row in rows])
 
 
-def log_mesh(trainer_or_module: Trainer | LightningModule, key: str, obj_path: Path) -> None:
-    """Send an ``.obj`` mesh file to W&B as ``wandb.Object3D`` (the file itself stays in the run folder)."""
+def _log_wandb_media(trainer_or_module: Trainer | LightningModule, key: str, make_media) -> None:
+    """Log ``make_media(wandb)`` under ``key`` to every W&B logger (rank 0 only)."""
     trainer = _trainer(trainer_or_module)
     if not trainer.is_global_zero:
         return
@@ -121,16 +121,14 @@ def log_mesh(trainer_or_module: Trainer | LightningModule, key: str, obj_path: P
         if isinstance(logger, WandbLogger):
             import wandb
 
-            logger.experiment.log({key: wandb.Object3D(str(obj_path)), "trainer/global_step": trainer.global_step})
+            logger.experiment.log({key: make_media(wandb), "trainer/global_step": trainer.global_step})
+
+
+def log_mesh(trainer_or_module: Trainer | LightningModule, key: str, obj_path: Path) -> None:
+    """Send an ``.obj`` mesh file to W&B as ``wandb.Object3D`` (the file itself stays in the run folder)."""
+    _log_wandb_media(trainer_or_module, key, lambda wandb: wandb.Object3D(str(obj_path)))
 
 
 def log_video(trainer_or_module: Trainer | LightningModule, key: str, mp4_path: Path) -> None:
     """Send an ``.mp4``/``.gif`` written with imageio to W&B (``wandb.Video`` from a path needs no moviepy)."""
-    trainer = _trainer(trainer_or_module)
-    if not trainer.is_global_zero:
-        return
-    for logger in trainer.loggers:
-        if isinstance(logger, WandbLogger):
-            import wandb
-
-            logger.experiment.log({key: wandb.Video(str(mp4_path)), "trainer/global_step": trainer.global_step})
+    _log_wandb_media(trainer_or_module, key, lambda wandb: wandb.Video(str(mp4_path)))

@@ -58,6 +58,21 @@ def _num_vertices(hierarchy, level: int) -> int:
     return int(hierarchy.spiral_indices[level].shape[0])
 
 
+def down_blocks(hierarchy, channels: Sequence[int], norm: str, what: str) -> nn.ModuleList:
+    """SpiralBlocks from 3 input channels to ``channels[-1]``, each followed by a x4 down-sampling.
+
+    Block ``i`` convolves on level ``i`` of ``hierarchy`` and pools to level ``i + 1``; shared by the content
+    encoder (``norm="instance"``), the style encoder and the discriminator (``norm="none"``).
+    """
+    _check_levels(hierarchy, len(channels), what)
+    widths = [3, *channels]
+    return nn.ModuleList(
+        SpiralBlock(widths[i], widths[i + 1], hierarchy.spiral_indices[i], norm,
+                    down_transform=hierarchy.down_transform[i])
+        for i in range(len(channels))
+    )
+
+
 class ContentEncoder(nn.Module):
     """``E_c``: down-sampling SpiralBlocks (instance norm), two SpiralResBlocks, flatten, MLP.
 
@@ -70,13 +85,7 @@ class ContentEncoder(nn.Module):
 
     def __init__(self, hierarchy, channels: Sequence[int], content_dim: int, hidden: Sequence[int] = ()) -> None:
         super().__init__()
-        _check_levels(hierarchy, len(channels), "ContentEncoder")
-        widths = [3, *channels]
-        self.blocks = nn.ModuleList(
-            SpiralBlock(widths[i], widths[i + 1], hierarchy.spiral_indices[i], "instance",
-                        down_transform=hierarchy.down_transform[i])
-            for i in range(len(channels))
-        )
+        self.blocks = down_blocks(hierarchy, channels, "instance", "ContentEncoder")
         coarse = hierarchy.spiral_indices[len(channels)]
         self.res_blocks = nn.ModuleList(SpiralResBlock(channels[-1], coarse, "instance") for _ in range(2))
         self.mlp = mlp([coarse.shape[0] * channels[-1], *hidden, content_dim])
@@ -100,13 +109,7 @@ class StyleEncoder(nn.Module):
 
     def __init__(self, hierarchy, channels: Sequence[int], style_dim: int, hidden: Sequence[int] = ()) -> None:
         super().__init__()
-        _check_levels(hierarchy, len(channels), "StyleEncoder")
-        widths = [3, *channels]
-        self.blocks = nn.ModuleList(
-            SpiralBlock(widths[i], widths[i + 1], hierarchy.spiral_indices[i], "none",
-                        down_transform=hierarchy.down_transform[i])
-            for i in range(len(channels))
-        )
+        self.blocks = down_blocks(hierarchy, channels, "none", "StyleEncoder")
         self.mlp = mlp([channels[-1], *hidden, style_dim])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -255,13 +258,7 @@ class Discriminator(nn.Module):
 
     def __init__(self, hierarchy, channels: Sequence[int], num_styles: int) -> None:
         super().__init__()
-        _check_levels(hierarchy, len(channels), "Discriminator")
-        widths = [3, *channels]
-        self.blocks = nn.ModuleList(
-            SpiralBlock(widths[i], widths[i + 1], hierarchy.spiral_indices[i], "none",
-                        down_transform=hierarchy.down_transform[i])
-            for i in range(len(channels))
-        )
+        self.blocks = down_blocks(hierarchy, channels, "none", "Discriminator")
         self.num_styles = num_styles
         self.classifier = nn.Linear(_num_vertices(hierarchy, len(channels)) * channels[-1], num_styles)
         kaiming_init(self)
