@@ -84,3 +84,27 @@ def test_stylegan2_train_on_synthetic_faces(tmp_path):
                f"paths.cache_dir={tmp_path / 'cache'}", cwd=tmp_path)
     checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
     assert any(k.startswith("G_ema.") for k in checkpoint["state_dict"])
+
+
+TINY_STYLEGAN2 = [
+    "model=stylegan2", "data.n=32", "data.resolution=32", "data.batch_size=4",
+    "model.channel_base=256", "model.channel_max=32", "model.z_dim=32", "model.w_dim=32",
+    "model.mapping_layers=2", "model.ada_kimg=0.01", "model.ada_interval=1", "model.pl_interval=2",
+    "model.r1_interval=2", "model.grid_every_kimg=1000", "callbacks.progress_bar=null",
+]
+
+
+def test_stylegan2_two_process_cpu_ddp(tmp_path):
+    """StyleGAN2 under 2-process DDP: image count and ADA p are global, both ranks agree."""
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[
+            *TINY_STYLEGAN2, "trainer=ddp_cpu", "trainer.max_epochs=1", "+trainer.limit_train_batches=3",
+            "logger=none", "run_name=test", "evaluate_after_fit=false",
+            f"paths.output_dir={tmp_path / 'run'}", f"paths.cache_dir={tmp_path / 'cache'}"])
+    result = train(cfg)
+    checkpoint = torch.load(Path(result["output_dir"]) / "checkpoints" / "last.ckpt", weights_only=False)
+    state = checkpoint["stylegan2_state"]
+    # 3 batches of 4 images on each of 2 ranks: the image count is global (NVlabs counts all GPUs' images)
+    assert state["num_batches"] == 3 and state["cur_nimg"] == 3 * 4 * 2
+    assert 0.0 <= state["ada_p"] <= 1.0  # adjusted from the sign statistics summed over both ranks
+    assert all(torch.isfinite(v).all() for v in checkpoint["state_dict"].values() if v.is_floating_point())
