@@ -39,6 +39,7 @@ the upsampling conv is a stride-2 transposed convolution of the unflipped weight
 """
 from __future__ import annotations
 
+import _compat_pickle
 import io
 import math
 import os
@@ -46,7 +47,7 @@ import pickle
 import re
 import types
 import zipfile
-from collections import OrderedDict
+from collections import OrderedDict, defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -120,10 +121,14 @@ def _numpy_global(name: str):
 
 _ALLOWED: dict[tuple[str, str], Any] = {
     ("collections", "OrderedDict"): OrderedDict,
+    ("collections", "defaultdict"): defaultdict,
     ("builtins", "set"): set,
     ("builtins", "frozenset"): frozenset,
     ("builtins", "slice"): slice,
     ("builtins", "complex"): complex,
+    # element/key/object types recorded by OmegaConf containers in Lightning hyper-parameters (inert types)
+    ("typing", "Any"): Any,
+    **{("builtins", t.__name__): t for t in (list, dict, tuple, int, float, str, bool, bytes)},
     ("torch._utils", "_rebuild_tensor_v2"): torch._utils._rebuild_tensor_v2,
     ("torch._utils", "_rebuild_parameter"): torch._utils._rebuild_parameter,
     ("torch._utils", "_rebuild_parameter_with_state"): torch._utils._rebuild_parameter_with_state,
@@ -145,6 +150,9 @@ _STUB_MODULE_PREFIXES = ("training.", "torch_utils.", "dnnlib", "argparse", "tor
 
 
 def _find_allowed(module: str, name: str):
+    # protocol-2 pickles (OmegaConf's metadata) use Python 2 names: map them as pickle's fix_imports does
+    module, name = _compat_pickle.NAME_MAPPING.get((module, name), (module, name))
+    module = _compat_pickle.IMPORT_MAPPING.get(module, module)
     found = _ALLOWED.get((module, name))
     if found is None and module in ("numpy.core.multiarray", "numpy._core.multiarray"):
         found = _numpy_global(name)
