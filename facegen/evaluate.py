@@ -1,4 +1,5 @@
-"""Evaluation entry point: ``python -m facegen.evaluate ckpt_path=runs/.../checkpoints/last.ckpt``.
+"""Evaluation entry point: ``python -m facegen.evaluate ckpt_path=runs/.../checkpoints/last.ckpt``
+(or ``recipe_dir=runs/stylegan2_macaque`` for a recipe's ablation table, written into that folder).
 
 Rebuilds the model from its checkpoint (``Module.from_checkpoint``) and the data from the config stored
 in the checkpoint (or from ``data=...`` given on the command line), runs the model's ``evaluate_run`` and
@@ -47,6 +48,10 @@ def model_class(target: str) -> type[pl.LightningModule]:
 def evaluate(cfg: DictConfig) -> dict[str, list[dict]]:
     """Evaluate ``cfg.ckpt_path`` on ``cfg.split``; returns the metric tables."""
     seed_everything(cfg.seed)
+    if cfg.get("recipe_dir"):  # a recipe folder (e.g. experiment=stylegan2_macaque): its ablation table
+        from facegen.recipes import evaluate_recipe
+
+        return {"ablation": evaluate_recipe(cfg.recipe_dir, **(cfg.get("recipe_eval") or {}))}
     ckpt_path = Path(cfg.ckpt_path)
     train_cfg = stored_config(ckpt_path)
     model = model_class(train_cfg["model"]["_target_"]).from_checkpoint(ckpt_path, map_location="cpu")

@@ -50,6 +50,8 @@ def build_trainer(cfg: DictConfig, output_dir: Path) -> pl.Trainer:
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit the configured model; returns the final logged metrics and the run folder."""
+    if cfg.get("recipe"):  # a multi-stage recipe (e.g. experiment=stylegan2_macaque) runs its own stages
+        return instantiate(cfg.recipe).run(cfg)
     output_dir = Path(cfg.paths.output_dir)
     seed_everything(cfg.seed)
     datamodule = build_datamodule(cfg)

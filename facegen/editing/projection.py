@@ -189,6 +189,13 @@ def synthesize(G: nn.Module, w_plus: Tensor, noise: dict[str, Tensor]) -> Tensor
     return torch.func.functional_call(G.synthesis, noise, (w_plus,), {"noise_mode": "const"}, strict=False)
 
 
+def region_l1(synth: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+    """Mean absolute difference ``[B]`` inside ``mask`` (``[H, W]`` or ``[1 or B, 1, H, W]``, weights >= 0)."""
+    mask = mask.to(synth).reshape(-1, 1, *synth.shape[-2:])
+    area = (mask.sum(dim=(1, 2, 3)) * synth.shape[1]).clamp_min(1e-8)
+    return ((synth - target).abs() * mask).sum(dim=(1, 2, 3)) / area
+
+
 def project(
     G: nn.Module,
     targets: Tensor,
@@ -207,6 +214,9 @@ def project(
     c: Tensor | None = None,
     seed: int = 0,
     log: Callable[[int, Tensor], None] | None = None,
+    w_init: Tensor | None = None,
+    region_mask: Tensor | None = None,
+    region_weight: float = 0.0,
 ) -> ProjectionResult:
     """Find latents (and noise maps) whose images match ``targets``.
 
@@ -222,6 +232,12 @@ def project(
         c: ``[1, c_dim]`` label of a conditional generator.
         seed: seeds the initial noise maps and the latent perturbations.
         log: called as ``log(step, distance [B])`` after every step.
+        w_init: start latents instead of the W centre (warm start, e.g. from the previous video
+            frame): ``[B, w_dim]`` or ``[B, num_ws, w_dim]`` (W+ only). ``w_std`` still comes from ``w_avg_samples``.
+        region_mask, region_weight: optional region-weighted term (Igaue et al. 2025's emphasis on subtle
+            regions such as the eyes): ``region_weight * sum(|synth - target| * m) / (C * sum(m))`` per target is
+            added to the distance, with ``m = region_mask`` ``[H, W]``, ``[1 or B, 1, H, W]`` (e.g. the eye box of
+            :func:`facegen.editing.stylespace.region_masks`). Off when ``region_mask`` is None or the weight is 0.
 
     Returns:
         :class:`ProjectionResult`.
@@ -252,6 +268,14 @@ def project(
     w_avg, w_std = w_statistics(G, w_avg_samples, c=c)
     num_latents = G.num_ws if latent_space == "w_plus" else 1
     w_opt = w_avg.to(device).view(1, 1, -1).repeat(batch, num_latents, 1).requires_grad_(True)
+    if w_init is not None:
+        w_init = w_init.detach().to(device=device, dtype=torch.float32)
+        w_init = w_init[:, None] if w_init.ndim == 2 else w_init
+        if w_init.ndim != 3 or w_init.shape[0] != batch or w_init.shape[1] not in (1, num_latents) \
+                or w_init.shape[2] != w_opt.shape[2]:
+            raise ProjectionInputError(f"w_init has shape {list(w_init.shape)}; expected [{batch}, {w_opt.shape[2]}] "
+                                       f"or [{batch}, {num_latents}, {w_opt.shape[2]}]")
+        w_opt = w_init.expand(-1, num_latents, -1).clone().requires_grad_(True)
     noise = {  # optimised maps start from N(0, 1) (reference); fixed ones are the generator's own
         name: (torch.randn((batch, 1, *buf.shape[-2:]), generator=generator, device=device).requires_grad_(True)
                if optimize_noise else buf.expand(batch, 1, -1, -1).clone())
@@ -269,7 +293,10 @@ def project(
 
         w_noise = torch.randn(w_opt.shape, generator=generator, device=device) * w_noise_scale
         w_plus = (w_opt + w_noise).expand(-1, G.num_ws, -1) if num_latents == 1 else w_opt + w_noise
-        distance = loss_fn(synthesize(G, w_plus, noise), targets)
+        synth = synthesize(G, w_plus, noise)
+        distance = loss_fn(synth, targets)
+        if region_mask is not None and region_weight:
+            distance = distance + region_weight * region_l1(synth, targets, region_mask)
         loss = distance.sum()
         if optimize_noise:
             loss = loss + regularize_noise_weight * sum(noise_regularization(v).sum() for v in noise.values())

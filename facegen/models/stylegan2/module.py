@@ -7,6 +7,14 @@ multiplied by its interval and Adam's ``lr`` and ``betas`` are corrected by ``mb
 Schedules (EMA, ADA, kimg) count images seen, ``cur_nimg``, never ``trainer.global_step`` (which counts
 each optimiser step). Batches: ``dict(image=[B, C, R, R] in [-1, 1], c=[B, c_dim])`` (``c`` optional), a
 tuple ``(image, c)`` or a bare image tensor.
+
+Optional region loss (Igaue et al. 2025, "loss function refinement" for subtle movements such as the
+eyes; :mod:`facegen.models.stylegan2.region`): with ``region_weight > 0`` the module owns
+``region_D``, one small discriminator per landmark region (``regions``, default eyes) on crops at the
+dataset's mean-landmark boxes. It adds ``region_weight * RegionDiscriminators.generator_loss(fake)`` to the
+G main loss, ``region_weight * discriminator_loss(real, fake)`` to the D main loss and the region
+discriminators' R1 to the R1 phase; ``region_D`` is stepped by the D optimiser. ``region_weight = 0``
+(default) creates nothing and trains exactly as without the option.
 """
 from __future__ import annotations
 
@@ -29,6 +37,7 @@ from facegen.models.stylegan2.losses import (
     r1_penalty,
 )
 from facegen.models.stylegan2.networks import Discriminator, Generator
+from facegen.models.stylegan2.region import RegionDiscriminators, region_boxes
 
 
 class StyleGAN2(LightningModule):
@@ -51,6 +60,12 @@ class StyleGAN2(LightningModule):
         ada_target, ada_interval, ada_kimg: ADA controller (0.6, 4 minibatches, 500 kimg per unit of p).
         ema_kimg, ema_rampup: generator EMA half-life in kimg and ramp-up (see :class:`GeneratorEMA`).
         grid_every_kimg, grid_rows, grid_cols, grid_seed, grid_truncation_psi: sample grids (:class:`ImageGrid`).
+        region_weight: weight of the region loss (0 = off, no region networks).
+        regions: landmark regions with their own discriminator (``eyes``, ``mouth``, ``brows``, ...).
+        region_landmarks: landmarks file (CSV/JSON, ``facegen.augment.keypoints.load_keypoints``; the mean over
+            its images places the boxes) or ``None`` for ``mean_template(img_resolution, region_template_box)``.
+        region_template_box: template box ``(left, top, right, bottom)`` fractions (``None`` = the default box).
+        region_crop, region_margin: crop side in pixels and box margin (fraction of the region's size).
     """
 
     def __init__(self, img_resolution: int = 64, img_channels: int = 3, c_dim: int = 0, z_dim: int = 512,
@@ -62,7 +77,9 @@ class StyleGAN2(LightningModule):
                  augment_p: float = 0.0, ada_target: float | None = 0.6, ada_interval: int = 4,
                  ada_kimg: float = 500.0, ema_kimg: float = 10.0, ema_rampup: float | None = 0.05,
                  grid_every_kimg: float = 50.0, grid_rows: int = 4, grid_cols: int = 4, grid_seed: int = 0,
-                 grid_truncation_psi: float = 1.0):
+                 grid_truncation_psi: float = 1.0, region_weight: float = 0.0, regions: Sequence[str] = ("eyes",),
+                 region_landmarks: str | None = None, region_template_box: Sequence[float] | None = None,
+                 region_crop: int = 16, region_margin: float = 0.25):
         super().__init__()
         self.save_hyperparameters()
         self.automatic_optimization = False
@@ -76,6 +93,7 @@ class StyleGAN2(LightningModule):
         self.augment_pipe = AugmentPipe(augment_pipeline, p=augment_p) if augment_pipeline else None
         self.ada = (AdaptiveP(self.augment_pipe, ada_target, ada_interval, ada_kimg)
                     if self.augment_pipe is not None and ada_target is not None else None)
+        self.region_D = self._build_region_D() if region_weight > 0 else None
         self.register_buffer("pl_mean", torch.zeros([]))
         self.cur_nimg = 0
         self.num_batches = 0
@@ -84,6 +102,18 @@ class StyleGAN2(LightningModule):
     def from_checkpoint(cls, path: str | Path, map_location: Any = "cpu") -> "StyleGAN2":
         """Re-create the module (weights, ``cur_nimg``, ADA p) from a Lightning checkpoint alone."""
         return cls.load_from_checkpoint(str(path), map_location=map_location)
+
+    def _build_region_D(self) -> RegionDiscriminators:
+        """Region discriminators at boxes from ``region_landmarks`` (or the mean template)."""
+        hp = self.hparams
+        landmarks = hp.region_landmarks
+        if landmarks is None:
+            from facegen.augment.keypoints import DEFAULT_TEMPLATE_BOX, mean_template
+
+            landmarks = mean_template(hp.img_resolution, box=hp.region_template_box or DEFAULT_TEMPLATE_BOX)
+        boxes = region_boxes(landmarks, list(hp.regions), hp.img_resolution, margin=hp.region_margin)
+        return RegionDiscriminators(boxes, hp.img_channels, crop_size=hp.region_crop, channel_base=hp.channel_base,
+                                    channel_max=hp.channel_max, mbstd_group_size=hp.mbstd_group_size)
 
     # ---------------------------------------------------------------- pieces of the recipe
     @property
@@ -123,13 +153,13 @@ class StyleGAN2(LightningModule):
     def _scaler(self):
         return getattr(self.trainer.precision_plugin, "scaler", None)
 
-    def _step(self, optimizer, loss: torch.Tensor, module: torch.nn.Module) -> None:
+    def _step(self, optimizer, loss: torch.Tensor, *modules: torch.nn.Module | None) -> None:
         """Backward, NaN/inf guard on the gradients (NVlabs ``nan_to_num``; skipped when a GradScaler
         handles non-finite gradients itself) and optimiser step."""
         optimizer.zero_grad(set_to_none=True)
         self.manual_backward(loss)
         if self._scaler() is None:
-            for p in module.parameters():
+            for p in (p for m in modules if m is not None for p in m.parameters()):
                 if p.grad is not None:
                     torch.nan_to_num(p.grad, nan=0, posinf=1e5, neginf=-1e5, out=p.grad)
         optimizer.step()
@@ -152,6 +182,10 @@ class StyleGAN2(LightningModule):
         gen_c = self._sample_c(c)
         fake, _ = self.run_G(torch.randn(batch_size, z_dim, device=self.device), gen_c)
         loss_g = generator_loss(self.run_D(fake, gen_c))
+        if self.region_D is not None:
+            loss_region = self.region_D.generator_loss(fake)
+            loss_g = loss_g + hp.region_weight * loss_region
+            self.log("train/loss_G_region", loss_region.detach())
         self._step(opt_g, loss_g, self.G)
         self.log("train/loss_G", loss_g.detach(), prog_bar=True)
         if do_pl:
@@ -174,14 +208,20 @@ class StyleGAN2(LightningModule):
         if self.ada is not None:
             self.ada.accumulate(real_logits)
         loss_d = discriminator_loss(real_logits, fake_logits)
-        self._step(opt_d, loss_d, self.D)
+        if self.region_D is not None:
+            loss_region = self.region_D.discriminator_loss(real, fake)
+            loss_d = loss_d + hp.region_weight * loss_region
+            self.log("train/loss_D_region", loss_region.detach())
+        self._step(opt_d, loss_d, self.D, self.region_D)
         self.log("train/loss_D", loss_d.detach(), prog_bar=True)
         if do_r1:
             real_tmp = real.detach().requires_grad_(True)
             logits = self.run_D(real_tmp, c)
             penalty = r1_penalty(real_tmp, logits, self._scaler())
+            if self.region_D is not None:
+                penalty = penalty + hp.region_weight * self.region_D.r1_penalty(real_tmp, self._scaler())
             loss_r1 = (logits[:, 0] * 0 + penalty * (hp.r1_gamma / 2)).mean() * hp.r1_interval
-            self._step(opt_d, loss_r1, self.D)
+            self._step(opt_d, loss_r1, self.D, self.region_D)
             self.log("train/r1", penalty.detach().mean())
         self.untoggle_optimizer(opt_d)
 
@@ -204,7 +244,8 @@ class StyleGAN2(LightningModule):
             return torch.optim.Adam(params, lr=hp.lr * ratio, betas=betas, eps=1e-8)
 
         return [adam(self.G.parameters(), hp.pl_interval, hp.pl_weight > 0),
-                adam(self.D.parameters(), hp.r1_interval, hp.r1_gamma > 0)]
+                adam(list(self.D.parameters()) + (list(self.region_D.parameters()) if self.region_D else []),
+                     hp.r1_interval, hp.r1_gamma > 0)]
 
     def configure_callbacks(self) -> list[Callback]:
         """Generator EMA (``G_ema``) and sample grids, configured by this module's hyperparameters."""
