@@ -34,8 +34,12 @@ def build_datamodule(cfg: DictConfig) -> pl.LightningDataModule:
 
 
 def build_model(cfg: DictConfig, datamodule: pl.LightningDataModule) -> pl.LightningModule:
-    """``cfg.model`` completed with the datamodule's ``model_kwargs()`` (arrays, hence ``_partial_``)."""
-    return instantiate(cfg.model, _partial_=True)(**datamodule.model_kwargs())
+    """``cfg.model`` completed with the datamodule's ``model_kwargs()`` (arrays, hence ``_partial_``).
+
+    Arguments arrive as plain lists/dicts (``_convert_="all"``), so the hyper-parameters Lightning pickles
+    into checkpoints hold no OmegaConf objects: ``torch.load(weights_only=True)`` (resume) and facegen's
+    restricted unpickler read them."""
+    return instantiate(cfg.model, _partial_=True, _convert_="all")(**datamodule.model_kwargs())
 
 
 def build_trainer(cfg: DictConfig, output_dir: Path) -> pl.Trainer:

@@ -108,3 +108,22 @@ def test_stylegan2_two_process_cpu_ddp(tmp_path):
     assert state["num_batches"] == 3 and state["cur_nimg"] == 3 * 4 * 2
     assert 0.0 <= state["ada_p"] <= 1.0  # adjusted from the sign statistics summed over both ranks
     assert all(torch.isfinite(v).all() for v in checkpoint["state_dict"].values() if v.is_floating_point())
+
+
+def test_stylegan2_resume_through_the_entry_point(tmp_path):
+    """A StyleGAN2 run started from the Hydra config resumes from its last.ckpt (Lightning loads it with
+    weights_only=True, so the hyper-parameters must hold plain containers) and continues the image count."""
+    def run(*overrides: str) -> dict:
+        with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+            cfg = compose(config_name="train", overrides=[
+                *TINY_STYLEGAN2, "+trainer.limit_train_batches=2", "logger=none", "run_name=test",
+                "evaluate_after_fit=false", f"paths.output_dir={tmp_path / 'run'}",
+                f"paths.cache_dir={tmp_path / 'cache'}", *overrides])
+        return train(cfg)
+
+    ckpt = Path(run("trainer.max_epochs=1")["output_dir"]) / "checkpoints" / "last.ckpt"
+    first = torch.load(ckpt, weights_only=True)["stylegan2_state"]
+    assert first["cur_nimg"] == 2 * 4
+    run("trainer.max_epochs=2", f"ckpt_path={ckpt}")
+    resumed = torch.load(ckpt, weights_only=True)["stylegan2_state"]
+    assert resumed["cur_nimg"] == 2 * 2 * 4 and resumed["num_batches"] == 4

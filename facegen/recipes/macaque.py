@@ -188,7 +188,6 @@ class MacaqueRecipe:
         stage_cfg.run_name = f"{cfg.get('run_name', 'macaque')}_{stage}"
         stage_cfg.data.root = str(data_root)
         stage_cfg.evaluate_after_fit = False
-        stage_cfg.model._convert_ = "all"  # plain lists in the hyper-parameters: checkpoints load with weights_only
         if region:
             for key, value in self.stage2.items():
                 stage_cfg.model[key] = value
