@@ -305,12 +305,19 @@ class SyntheticFacesDataModule(ImageDataModule):
         model_seed: seed of the :class:`ProceduralFaceModel`.
         render: :class:`RenderSettings` fields as a dict.
         xflip, batch_size, num_workers, use_labels, val_fraction: as :class:`ImageDataModule`.
+        ground_truth: items also carry ``params [P]`` and ``landmarks [68, 2]`` (pixels) from ``params.npz``
+            (:class:`FaceParamsDataset`; for the face regressor); off by default, and not part of the cache key.
     """
 
     def __init__(self, cache_dir: str | Path, n: int = 2000, resolution: int = 64, seed: int = 0,
                  model_seed: int = 0, expressions: str = "presets", strength: tuple[float, float] = (0.3, 1.0),
                  ranges: dict | None = None, render: dict | None = None, xflip: bool = False, batch_size: int = 8,
-                 num_workers: int = 0, use_labels: bool = False, val_fraction: float = 0.0):
+                 num_workers: int = 0, use_labels: bool = False, val_fraction: float = 0.0,
+                 ground_truth: bool = False):
+        if ground_truth and xflip:
+            raise DatasetLayoutError("synthetic faces: ground_truth=True needs xflip=False (mirrored images would "
+                                     "need mirrored landmarks and left/right expression controls)")
+        self.ground_truth = bool(ground_truth)   # not part of the cache key: the same files either way
         self.generation = dict(n=int(n), resolution=int(resolution), seed=int(seed), expressions=expressions,
                                strength=tuple(strength), ranges=make_ranges(ranges),
                                settings=make_render_settings(render))
@@ -328,7 +335,90 @@ class SyntheticFacesDataModule(ImageDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         self.prepare_data()
+        wrapped = isinstance(self.train_set, FaceParamsDataset)
         super().setup(stage)
+        if self.ground_truth and not wrapped:
+            table = load_ground_truth(self.folder)
+            self.train_set = FaceParamsDataset(self.train_set, table, self.resolution)
+            self.val_set = FaceParamsDataset(self.val_set, table, self.resolution)
+
+    def model_kwargs(self) -> dict:
+        """``ImageDataModule.model_kwargs()``; with ``ground_truth`` also ``n_id, n_exp, n_alb`` and
+        ``target_mean``/``target_std`` ``[P + 136]`` of (params, landmarks) over the train split."""
+        kwargs = super().model_kwargs()
+        if not self.ground_truth:
+            return kwargs
+        targets = self.train_set.targets()
+        return {**kwargs, "n_id": self.train_set.table["n_id"], "n_exp": self.train_set.table["n_exp"],
+                "n_alb": self.train_set.table["n_alb"], "exp_names": self.train_set.table["exp_names"],
+                "target_mean": targets.mean(0), "target_std": targets.std(0)}
+
+
+def load_ground_truth(folder: str | Path) -> dict:
+    """The ``params.npz`` written by :func:`write_image_dataset` in ``folder``, as a dict.
+
+    Returns ``dict(params [N, P] float32 tensor, landmarks [N, 68, 2] float32 tensor (pixels at
+    ``resolution``), index {zip member name: row}, n_id, n_exp, n_alb, resolution, exp_names)``.
+
+    Raises:
+        DatasetLayoutError: ``folder/params.npz`` missing or without the documented keys.
+    """
+    path = Path(folder) / "params.npz"
+    if not path.exists():
+        raise DatasetLayoutError(f"{path} not found; expected a folder written by write_image_dataset "
+                                 "(faces.zip, params.npz)")
+    with np.load(path) as data:
+        missing = {"params", "landmarks", "names", "n_id", "n_exp", "n_alb", "resolution"} - set(data.files)
+        if missing:
+            raise DatasetLayoutError(f"{path} lacks keys {sorted(missing)}; expected the write_image_dataset layout")
+        names = [str(n) for n in data["names"]]
+        return {"params": torch.from_numpy(data["params"]).float(),
+                "landmarks": torch.from_numpy(data["landmarks"]).float(),
+                "index": {name: i for i, name in enumerate(names)}, "names": names,
+                "n_id": int(data["n_id"]), "n_exp": int(data["n_exp"]), "n_alb": int(data["n_alb"]),
+                "resolution": int(data["resolution"]),
+                "exp_names": [str(n) for n in data["exp_names"]] if "exp_names" in data.files else []}
+
+
+class FaceParamsDataset(Dataset):
+    """An :class:`facegen.data.images.ImageDataset` of synthetic faces plus their ground truth.
+
+    Items: the image item (``image [3, H, W]`` in [-1, 1], ``c``, ``label``) plus ``params [P]`` (the
+    :mod:`facegen.morphable.params` vector) and ``landmarks [68, 2]`` in pixels of the returned image
+    (rescaled from the stored resolution, pixel centres at integers: ``u' = (u + 0.5) s - 0.5``).
+
+    Raises:
+        DatasetLayoutError: an image of the base dataset has no row in the ground-truth table.
+    """
+
+    def __init__(self, base, table: dict, resolution: int):
+        self.base, self.table = base, table
+        self.scale = float(resolution) / float(table["resolution"])
+        self.rows = []
+        for record in base.records:
+            if record.name not in table["index"]:
+                raise DatasetLayoutError(f"{base.source.root}: image {record.name} has no row in params.npz")
+            self.rows.append(table["index"][record.name])
+        self.rows = torch.tensor(self.rows, dtype=torch.long)
+
+    @property
+    def records(self):
+        return self.base.records
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def _landmarks(self, rows: torch.Tensor) -> torch.Tensor:
+        return (self.table["landmarks"][rows] + 0.5) * self.scale - 0.5
+
+    def targets(self) -> torch.Tensor:
+        """``[N, P + 136]``: params then flattened landmarks (pixels) of every item."""
+        return torch.cat([self.table["params"][self.rows], self._landmarks(self.rows).flatten(1)], dim=1)
+
+    def __getitem__(self, index: int) -> dict:
+        item = self.base[index]
+        row = self.rows[index]
+        return {**item, "params": self.table["params"][row], "landmarks": self._landmarks(row)}
 
 
 class ExpressionClipDataset(Dataset):
