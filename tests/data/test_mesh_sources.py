@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import trimesh
 import yaml
 
@@ -287,3 +288,68 @@ def test_ict_layout_and_table_errors(tmp_path):
     names = sorted({b for weights in ict.FACESCAPE_TO_ARKIT.values() for b in weights})
     table = ict.expression_table(names)
     assert table["neutral"].sum() == 0 and table["smile"][names.index("mouthSmile_L")] == 1.0
+
+
+# ---------------------------------------------------------------- procedural: identity-specific expression style
+def _offset_adding_error(collection) -> float:
+    """Mean AVD (mm) of ``x_{c,neutral} + (x_{c',s} - x_{c',neutral})`` against ``x_{c,s}`` over all
+    ordered identity pairs and non-neutral expressions (one sample per identity x expression)."""
+    v = np.asarray(collection.vertices, dtype=np.float64)
+    index = {(int(c), int(s)): row for row, (c, s) in enumerate(zip(collection.identity, collection.expression))}
+    ids, exps = sorted(set(collection.identity.tolist())), sorted(set(collection.expression.tolist()) - {0})
+    errors = [np.linalg.norm(v[index[c, 0]] + v[index[cp, s]] - v[index[cp, 0]] - v[index[c, s]], axis=-1).mean()
+              for c in ids for cp in ids if cp != c for s in exps]
+    return float(np.mean(errors))
+
+
+def test_identity_style_makes_offset_adding_measurably_wrong():
+    options = dict(allocate=allocate_in_memory, n_identities=5, samples_per_expression=1, intensity_jitter=0.0,
+                   coeff_noise=0.0, seed=3)
+    plain = procedural.build(None, **options)
+    styled = procedural.build(None, **options, style_strength=0.8, style_coactivation=0.3)   # the data config's
+    np.testing.assert_array_equal(plain.identity, styled.identity)
+    neutral = plain.expression == 0
+    # the style scales expression controls only: neutral faces are identical
+    np.testing.assert_allclose(styled.vertices[neutral], plain.vertices[neutral], atol=1e-4)
+    plain_error, styled_error = _offset_adding_error(plain), _offset_adding_error(styled)
+    print(f"offset-adding transfer error: rig only {plain_error:.3f} mm, with identity style {styled_error:.3f} mm")
+    # the rig's own identity dependence (jaw pivot, mouth width) is small; the style is what makes the
+    # baseline wrong, by a clear margin in mm and relative to the rig-only error
+    assert styled_error > 0.3 and styled_error > 2.0 * plain_error
+
+
+def test_identity_style_gains_are_a_bounded_smooth_function_of_identity():
+    from facegen.morphable import ProceduralFaceModel
+
+    model = ProceduralFaceModel(seed=0)
+    style = procedural.IdentityStyle(model, strength=0.8, rank=4, correlation=0.7, seed=0)
+    ids = torch.randn(256, model.n_id, generator=torch.Generator().manual_seed(0))
+    gains = style.gains(ids)
+    assert gains.shape == (256, model.n_exp)
+    assert float(gains.min()) >= np.exp(-0.8) - 1e-6 and float(gains.max()) <= np.exp(0.8) + 1e-6
+    assert float(gains.log().std()) > 0.3                                   # identities really differ
+    # it depends on 4 identity directions only: moving orthogonally to them changes nothing
+    orthogonal = torch.randn(model.n_id)
+    orthogonal -= style.projection @ (style.projection.T @ orthogonal)
+    torch.testing.assert_close(style.gains(ids + orthogonal), gains, atol=1e-5, rtol=1e-5)
+    # smooth: |d gain_k / d id| <= strength * exp(strength) * |P a_k| = strength * exp(strength) (unit columns)
+    step = 1e-3 * torch.randn_like(ids)
+    bound = 0.8 * np.exp(0.8) * step.norm(dim=1, keepdim=True)
+    assert bool(((style.gains(ids + step) - gains).abs() <= bound + 1e-6).all())
+    # left and right twins are correlated but not identical (mostly symmetric faces)
+    names = list(model.exp_names)
+    log_l, log_r = gains[:, names.index("smile_L")].log(), gains[:, names.index("smile_R")].log()
+    assert 0.3 < float(torch.corrcoef(torch.stack([log_l, log_r]))[0, 1]) < 0.99
+    torch.testing.assert_close(procedural.IdentityStyle(model, 0.0).gains(ids), torch.ones_like(gains))
+    # co-activation: only the listed secondary controls, never negative, none on the neutral face
+    co = procedural.IdentityStyle(model, strength=0.8, coactivation=0.3, seed=0)
+    extra = co.coactivations(ids)
+    secondary = torch.tensor([name in procedural.COACTIVATED for name in names])
+    assert float(extra.min()) >= 0.0 and float(extra[:, ~secondary].abs().max()) == 0.0
+    assert float(extra[:, secondary].mean()) > 0.05
+    torch.testing.assert_close(co.styled(ids, torch.zeros(256, model.n_exp)), torch.zeros(256, model.n_exp))
+    for bad in (dict(strength=-1.0), dict(rank=0), dict(rank=model.n_id + 1), dict(correlation=1.5)):
+        with pytest.raises(DatasetLayoutError, match="data.style_"):
+            procedural.IdentityStyle(model, **{"strength": 0.5, **bad})
+    with pytest.raises(DatasetLayoutError, match="data.style_coactivation"):
+        procedural.IdentityStyle(model, coactivation=-0.1)

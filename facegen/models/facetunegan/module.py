@@ -3,7 +3,11 @@
 Olivier et al., "FaceTuneGAN: Face Autoencoder for Convolutional Expression Transfer Using Neural
 Generative Adversarial Networks", Computers & Graphics 2023. One generator step and one
 discriminator step per batch (sec. 3.3), Adam(lr 1e-4, weight decay 5e-5), objective eq. (10) plus
-a uniform Laplacian smoothing term on translated meshes.
+a uniform Laplacian smoothing term on translated meshes. Two options outside the paper, off by default
+(``lambda_pair=0``, ``output_init="kaiming"``, ``decoder_skip=False``) and used by the CPU-budget
+experiment (conf/experiment/facetunegan_cpu30.yaml): a supervised cross-identity translation loss, a
+zero initialisation of the decoder's output layer and a linear content-to-output path in the decoder
+(see the class docstring).
 
 Units: batches hold per-vertex normalised coordinates ``(x_mm - mean) / std`` (``mean``/``std``
 ``[V, 3]`` mm from the training split). The networks, the reconstruction/cycle losses and the
@@ -53,6 +57,19 @@ class FaceTuneGAN(LightningModule):
         lambda_rec, lambda_cycle, lambda_srec, lambda_adv, lambda_feat, lambda_lap: loss weights of
             eq. (10) (paper: adv 1, feat 1, srec 0.4, rec and cycle 1) and of the Laplacian term.
         r1_gamma: R1 penalty weight; the discriminator loss adds ``r1_gamma / 2 * E||grad D||^2``.
+        lambda_pair: weight of the paired translation loss (not in the paper, which trains unpaired;
+            default 0 = off): ``E||x_t - x_{c(x), label(s)}||`` (normalised space, as eq. 5) between the
+            translation ``x_t = Dec(E_c(x), E_s(s))`` and a training mesh of ``x``'s identity with ``s``'s
+            expression label, drawn at random from the datamodule's train split (``trainer.datamodule``
+            must have ``collection_for``, as :class:`~facegen.data.meshes.MeshDataModule`). Samples whose
+            pair does not exist (a subject without that expression) are left out. This is the eq. (14)
+            protocol used as a training signal; it teaches the decoder each identity's own way of
+            performing an expression, which the unpaired losses cannot tell apart from the source's.
+        output_init: ``"kaiming"`` (paper sec. 4.2, every layer) or ``"zero"``: the decoder's output
+            SpiralConv starts at zero, so the generator starts at the training mean face (normalised 0)
+            instead of high-frequency noise.
+        decoder_skip: a linear path from the content code to the output mesh, started at zero (not in
+            the paper; see :class:`~facegen.models.facetunegan.networks.Decoder`).
         lr, weight_decay, betas: Adam settings of both optimisers.
         val_triplets: ``(c, c', s)`` triplets drawn from the val split for ``val/transfer_error_mm``.
         eval_triplets: triplets of the final evaluation (:meth:`evaluate_run`, paper Tables 3-4).
@@ -91,6 +108,9 @@ class FaceTuneGAN(LightningModule):
         lambda_feat: float = 1.0,
         lambda_lap: float = 0.1,
         r1_gamma: float = 10.0,
+        lambda_pair: float = 0.0,
+        output_init: str = "kaiming",
+        decoder_skip: bool = False,
         lr: float = 1e-4,
         weight_decay: float = 5e-5,
         betas: Sequence[float] = (0.9, 0.999),
@@ -112,6 +132,11 @@ class FaceTuneGAN(LightningModule):
         self.skipped_g_steps = 0
         self.skipped_d_steps = 0
         self._val_triplet_meshes: dict[str, np.ndarray] | None = None
+        self._pair_bank: dict[str, torch.Tensor] | None = None
+        if output_init not in ("kaiming", "zero"):
+            raise FacegenError(f"FaceTuneGAN: output_init={output_init!r}, expected 'kaiming' or 'zero'")
+        if lambda_pair < 0:
+            raise FacegenError(f"FaceTuneGAN: lambda_pair={lambda_pair} must be >= 0")
 
         vertices = torch.as_tensor(np.asarray(template_vertices), dtype=torch.float32)
         faces = torch.as_tensor(np.asarray(template_faces), dtype=torch.long)
@@ -133,8 +158,11 @@ class FaceTuneGAN(LightningModule):
         hierarchy = build_mesh_hierarchy(vertices.numpy(), faces.numpy(), factors=down_factors,
                                          seq_length=seq_length, dilation=dilation, cache_dir=hierarchy_cache_dir)
         self.generator = Generator(hierarchy, channels, style_channels, content_dim, style_dim, mapping_hidden,
-                                   content_hidden, style_hidden, decoder_hidden)
+                                   content_hidden, style_hidden, decoder_hidden, decoder_skip)
         self.discriminator = Discriminator(hierarchy, disc_channels, num_styles)
+        if output_init == "zero":
+            torch.nn.init.zeros_(self.generator.decoder.out_conv.layer.weight)
+            torch.nn.init.zeros_(self.generator.decoder.out_conv.layer.bias)
 
     # ---------------------------------------------------------------- units and inference (mm)
     def normalise(self, vertices_mm: torch.Tensor) -> torch.Tensor:
@@ -182,12 +210,64 @@ class FaceTuneGAN(LightningModule):
         finite = bool(torch.isfinite(loss.detach()).all())
         return bool(self.trainer.strategy.reduce_boolean_decision(finite, all=True))
 
-    def _generator_step(self, x: torch.Tensor, s: torch.Tensor, s_label: torch.Tensor):
+    def _build_pair_bank(self) -> dict[str, torch.Tensor] | None:
+        """:meth:`pair_bank` of the trainer's datamodule's train split, or ``None`` without ``collection_for``."""
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if not hasattr(datamodule, "collection_for"):
+            return None
+        return self.pair_bank(datamodule.collection_for("train"))
+
+    def pair_bank(self, collection) -> dict[str, torch.Tensor]:
+        """Normalised meshes of ``collection`` and a padded ``(identity, expression) -> rows`` table (``lambda_pair``).
+
+        Args:
+            collection: a :class:`~facegen.data.meshes.MeshCollection` (mm), normally the train split.
+        Returns:
+            ``vertices [N, V, 3]`` (normalised, on this module's device), ``rows [I, S, K]`` int64 (row
+            indices into ``vertices``, padded with 0) and ``counts [I, S]`` int64 (rows per pair; 0 = missing).
+        """
+        identity = np.asarray(collection.identity, dtype=np.int64)
+        expression = np.asarray(collection.expression, dtype=np.int64)
+        n_id, n_exp = int(identity.max(initial=-1)) + 1, max(int(expression.max(initial=-1)) + 1,
+                                                            self.hparams.num_styles)
+        groups: dict[tuple[int, int], list[int]] = {}
+        for row, key in enumerate(zip(identity.tolist(), expression.tolist())):
+            groups.setdefault(key, []).append(row)
+        width = max((len(r) for r in groups.values()), default=1)
+        rows = torch.zeros(n_id, n_exp, width, dtype=torch.long)
+        counts = torch.zeros(n_id, n_exp, dtype=torch.long)
+        for (c, e), members in groups.items():
+            rows[c, e, :len(members)] = torch.as_tensor(members)
+            counts[c, e] = len(members)
+        vertices = self.normalise(torch.as_tensor(np.asarray(collection.vertices, dtype=np.float32),
+                                                  device=self.mean.device))
+        return {"vertices": vertices, "rows": rows.to(self.mean.device), "counts": counts.to(self.mean.device)}
+
+    def _pair_targets(self, identity: torch.Tensor, s_label: torch.Tensor,
+                      bank: dict[str, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """For content identities ``[B]`` and style labels ``[B]``: a random mesh of each pair from
+        ``bank`` (default: the fit's :meth:`pair_bank`), ``[B, V, 3]`` normalised, and the mask ``[B]``
+        of pairs that exist (identities outside the bank count as missing)."""
+        bank = self._pair_bank if bank is None else bank
+        identity, s_label = identity.long(), s_label.long()
+        inside = identity < bank["counts"].shape[0]
+        c = torch.where(inside, identity, torch.zeros_like(identity))
+        counts = bank["counts"][c, s_label] * inside
+        pick = (torch.rand(identity.shape, device=identity.device) * counts.clamp(min=1)).long()
+        rows = bank["rows"][c, s_label, pick]
+        return bank["vertices"][rows], counts > 0
+
+    def _generator_step(self, x: torch.Tensor, s: torch.Tensor, s_label: torch.Tensor,
+                        pair: tuple[torch.Tensor, torch.Tensor] | None = None):
         """Generator terms of eq. (10) for content ``x`` and style source ``s`` (normalised ``[B, V, 3]``).
 
+        ``pair``: optional ``(targets [B, V, 3], mask [B])`` of the paired translation loss
+        (``lambda_pair``, see the class docstring).
+
         Returns ``(terms, x_t)``: the loss terms ``rec``, ``cycle``, ``srec``, ``adv``, ``feat``,
-        ``lap`` (mm), their weighted sum ``g_total``, ``rec_error_mm`` (no gradient), and the
-        translated meshes ``x_t`` (normalised, detached) for the discriminator step.
+        ``lap`` (mm) (and ``pair``), their weighted sum ``g_total``, ``rec_error_mm`` (and
+        ``pair_error_mm``, the paired translation error in mm; both without gradient),
+        and the translated meshes ``x_t`` (normalised, detached) for the discriminator step.
         """
         g, d, hp = self.generator, self.discriminator, self.hparams
         content_x = g.encode_content(x)
@@ -210,9 +290,16 @@ class FaceTuneGAN(LightningModule):
                                                  features_t.float(), features_s.float()),        # eq. (9)
             "lap": uniform_laplacian_smoothing(self.denormalise(x_t), self.edges),                # mm
         }
+        if pair is not None:
+            targets, mask = pair
+            terms["pair"] = (losses.vertex_distance_loss(x_t.float()[mask], targets[mask].float())
+                             if bool(mask.any()) else x_t.float().sum() * 0.0)
         terms["g_total"] = sum(getattr(hp, f"lambda_{name}") * value for name, value in terms.items())
         with torch.no_grad():
             terms["rec_error_mm"] = (self.denormalise(x_r) - self.denormalise(x)).norm(dim=-1).mean()
+            if pair is not None and bool(pair[1].any()):      # the eq. (14) error on training pairs, mm
+                terms["pair_error_mm"] = (self.denormalise(x_t[pair[1]]) - self.denormalise(pair[0][pair[1]])
+                                          ).norm(dim=-1).mean()
         return terms, x_t.detach()
 
     def _discriminator_step(self, s: torch.Tensor, s_label: torch.Tensor, x_t: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -244,9 +331,17 @@ class FaceTuneGAN(LightningModule):
         shift = int(torch.randint(1, batch_size, ())) if batch_size > 1 else 0
         s, s_label = x.roll(shift, dims=0), labels.roll(shift, dims=0)
         opt_g, opt_d = self.optimizers()
+        pair = None
+        if self.hparams.lambda_pair > 0:
+            if self._pair_bank is None:
+                self._pair_bank = self._build_pair_bank()
+            if self._pair_bank is None:
+                raise FacegenError("FaceTuneGAN: lambda_pair > 0 needs a datamodule with collection_for "
+                                   "(MeshDataModule) attached to the trainer")
+            pair = self._pair_targets(batch["identity"], s_label)
 
         self.toggle_optimizer(opt_g)
-        g_terms, x_t = self._generator_step(x, s, s_label)
+        g_terms, x_t = self._generator_step(x, s, s_label, pair)
         if self._finite_everywhere(g_terms["g_total"]):
             opt_g.zero_grad(set_to_none=True)
             self.manual_backward(g_terms["g_total"])
@@ -267,7 +362,7 @@ class FaceTuneGAN(LightningModule):
             self.skipped_d_steps += 1
         self.untoggle_optimizer(opt_d)
 
-        metrics = {"rec_error_mm", "d_real_acc", "d_fake_acc"}
+        metrics = {"rec_error_mm", "pair_error_mm", "d_real_acc", "d_fake_acc"}
         logged = {f"train/{k}" if k in metrics else f"train/loss_{k}": v.detach()
                   for k, v in {**g_terms, **d_terms}.items()}
         logged["train/skipped_g_steps"] = float(self.skipped_g_steps)
@@ -283,6 +378,7 @@ class FaceTuneGAN(LightningModule):
 
     def on_fit_start(self) -> None:
         self._val_triplet_meshes = None
+        self._pair_bank = None
 
     def on_validation_epoch_end(self) -> None:
         """``val/transfer_error_mm``: expression transfer error (eq. 14) on seeded val triplets, mm.

@@ -1,0 +1,117 @@
+"""FaceTuneGAN's options for short CPU runs (conf/experiment/facetunegan_cpu30.yaml): zero output init,
+the decoder's linear skip path and the paired translation loss."""
+from __future__ import annotations
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from facegen.data.meshes import MeshCollection
+from facegen.errors import FacegenError
+
+
+from test_facetunegan import make_model, sphere_meshes  # noqa: E402  (same folder, pytest rootdir import)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def meshes():
+    vertices, faces, identity, expression = sphere_meshes(n_identities=4, n_expressions=3)
+    collection = MeshCollection(
+        vertices=vertices, identity=identity, expression=expression,
+        identity_names=[f"id{c}" for c in range(4)], expression_names=["neutral", "up", "front"],
+        faces=faces, template=vertices[0], split=np.asarray(["train"] * len(vertices)))
+    mean, std = vertices.mean(0), np.maximum(vertices.std(0), 0.1)
+    kwargs = dict(template_vertices=vertices[0], template_faces=faces, num_styles=3,
+                  style_names=["neutral", "up", "front"], mean=mean, std=std, hierarchy_cache_dir=None)
+    return kwargs, collection
+
+
+def test_zero_output_init_and_skip_start_at_the_mean_face(meshes):
+    kwargs, collection = meshes
+    x = torch.as_tensor(collection.vertices[:4])
+    mean = torch.as_tensor(kwargs["mean"]).expand_as(x)
+    for options in (dict(output_init="zero"), dict(output_init="zero", decoder_skip=True)):
+        model = make_model((kwargs,), **options)
+        torch.testing.assert_close(model.translate(x, x.flip(0)), mean)
+    skip = make_model((kwargs,), decoder_skip=True).generator.decoder.skip
+    assert skip.out_features == x.shape[1] * 3 and float(skip.weight.abs().max()) == 0.0
+    assert not torch.allclose(make_model((kwargs,)).translate(x, x), mean, atol=1e-3)   # paper init: not the mean
+    with pytest.raises(FacegenError, match="output_init"):
+        make_model((kwargs,), output_init="xavier")
+    with pytest.raises(FacegenError, match="lambda_pair"):
+        make_model((kwargs,), lambda_pair=-1.0)
+
+
+def test_pair_targets_are_the_content_identity_with_the_style_label(meshes):
+    kwargs, collection = meshes
+    keep = ~((collection.identity == 2) & (collection.expression == 1))          # identity 2 never makes 'up'
+    model = make_model((kwargs,), lambda_pair=1.0)
+    bank = model.pair_bank(collection.subset(np.flatnonzero(keep)))
+    identity = torch.tensor([0, 1, 2, 3, 2, 7])
+    label = torch.tensor([2, 0, 1, 1, 2, 0])
+    targets, mask = model._pair_targets(identity, label, bank)
+    assert mask.tolist() == [True, True, False, True, True, False]              # (2, up) missing, id 7 unknown
+    for b in np.flatnonzero(mask.numpy()):
+        row = np.flatnonzero((collection.identity == int(identity[b])) & (collection.expression == int(label[b])))
+        expected = model.normalise(torch.as_tensor(collection.vertices[row]))[0]
+        torch.testing.assert_close(targets[b], expected)
+
+
+class _PairData(L.LightningDataModule):
+    """A train loader over the collection and the ``collection_for`` the paired loss reads."""
+
+    def __init__(self, collection: MeshCollection, mean, std) -> None:
+        super().__init__()
+        self.collection = collection
+        x = (collection.vertices - mean) / std
+        self.items = [{"vertices": torch.as_tensor(x[i]), "identity": torch.tensor(int(collection.identity[i])),
+                       "expression": torch.tensor(int(collection.expression[i])), "index": torch.tensor(i)}
+                      for i in range(len(x))]
+
+    def collection_for(self, split: str) -> MeshCollection:
+        return self.collection
+
+    def train_dataloader(self):
+        return DataLoader(self.items, batch_size=6, shuffle=True, generator=torch.Generator().manual_seed(0))
+
+
+def test_paired_loss_trains_translation_toward_the_pair(meshes, tmp_path):
+    kwargs, collection = meshes
+    model = make_model((kwargs,), lambda_pair=1.0, output_init="zero", decoder_skip=True, lr=3e-3)
+    x = torch.as_tensor(collection.vertices)
+    content, style = torch.arange(12), torch.arange(12).roll(5)       # all (identity, expression) pairs exist
+    target_rows = [int(np.flatnonzero((collection.identity == collection.identity[c])
+                                      & (collection.expression == collection.expression[s]))[0])
+                   for c, s in zip(content.tolist(), style.tolist())]
+
+    def transfer_error() -> float:
+        return float((model.translate(x[content], x[style]) - x[target_rows]).norm(dim=-1).mean())
+
+    before = transfer_error()
+    trainer = L.Trainer(max_epochs=12, accelerator="cpu", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+    trainer.fit(model, datamodule=_PairData(collection, kwargs["mean"], kwargs["std"]))
+    after = transfer_error()
+    assert after < 0.85 * before, (before, after)
+    for key in ("train/loss_pair", "train/pair_error_mm"):
+        assert torch.isfinite(trainer.callback_metrics[key]), key
+
+
+def test_paired_loss_needs_a_datamodule(meshes, tmp_path):
+    kwargs, collection = meshes
+    model = make_model((kwargs,), lambda_pair=1.0)
+    items = _PairData(collection, kwargs["mean"], kwargs["std"]).items
+    trainer = L.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+    with pytest.raises(FacegenError, match="collection_for"):
+        trainer.fit(model, train_dataloaders=DataLoader(items, batch_size=6))
