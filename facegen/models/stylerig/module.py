@@ -124,6 +124,15 @@ class _FrozenGeneratorModule(LightningModule):
 
     frozen_names: tuple[str, ...] = ("G",)
 
+    def _in_eval_mode(self, evaluate, datamodule, split: str):
+        """``evaluate(self, datamodule, split)`` with the module in eval mode, its mode restored after."""
+        was_training = self.training
+        self.eval()
+        try:
+            return evaluate(self, datamodule, split)
+        finally:
+            self.train(was_training)
+
     def _setup_common(self, generator_path, img_resolution, num_ws, w_dim, render, morphable, landmark_model_path,
                       generator_kwargs) -> None:
         self.G = load_frozen_generator(generator_path, generator_kwargs)
@@ -266,12 +275,7 @@ class DFR(_FrozenGeneratorModule):
         """DFR tables on ``split`` and the ground-truth set (:func:`.evaluation.evaluate_dfr`)."""
         from facegen.models.stylerig.evaluation import evaluate_dfr
 
-        was_training = self.training
-        self.eval()
-        try:
-            return evaluate_dfr(self, datamodule, split)
-        finally:
-            self.train(was_training)
+        return self._in_eval_mode(evaluate_dfr, datamodule, split)
 
     # ---------------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -431,12 +435,7 @@ class StyleRig(_FrozenGeneratorModule):
         (:func:`facegen.models.stylerig.evaluation.evaluate_stylerig`)."""
         from facegen.models.stylerig.evaluation import evaluate_stylerig
 
-        was_training = self.training
-        self.eval()
-        try:
-            return evaluate_stylerig(self, datamodule, split)
-        finally:
-            self.train(was_training)
+        return self._in_eval_mode(evaluate_stylerig, datamodule, split)
 
     # ---------------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
