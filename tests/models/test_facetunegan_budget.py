@@ -40,11 +40,17 @@ def test_zero_output_init_and_skip_start_at_the_mean_face(meshes):
     kwargs, collection = meshes
     x = torch.as_tensor(collection.vertices[:4])
     mean = torch.as_tensor(kwargs["mean"]).expand_as(x)
-    for options in (dict(output_init="zero"), dict(output_init="zero", decoder_skip=True)):
+    for options in (dict(output_init="zero"), dict(output_init="zero", decoder_skip=True),
+                    dict(output_init="zero", decoder_skip=True, style_skip=True)):
         model = make_model((kwargs,), **options)
         torch.testing.assert_close(model.translate(x, x.flip(0)), mean)
-    skip = make_model((kwargs,), decoder_skip=True).generator.decoder.skip
-    assert skip.out_features == x.shape[1] * 3 and float(skip.weight.abs().max()) == 0.0
+    decoder = make_model((kwargs,), decoder_skip=True, style_skip=True).generator.decoder
+    for path in (decoder.skip, decoder.style_skip):
+        assert path.out_features == x.shape[1] * 3 and float(path.weight.abs().max()) == 0.0
+    assert decoder.style_skip.in_features == make_model((kwargs,)).hparams.style_dim
+    content_code = torch.zeros(2, decoder.skip.in_features)
+    with pytest.raises(FacegenError, match="style_code"):
+        decoder(content_code, torch.zeros(2, sum(2 * c for c in decoder.adain_channels)))
     assert not torch.allclose(make_model((kwargs,)).translate(x, x), mean, atol=1e-3)   # paper init: not the mean
     with pytest.raises(FacegenError, match="output_init"):
         make_model((kwargs,), output_init="xavier")

@@ -70,6 +70,8 @@ class FaceTuneGAN(LightningModule):
             instead of high-frequency noise.
         decoder_skip: a linear path from the content code to the output mesh, started at zero (not in
             the paper; see :class:`~facegen.models.facetunegan.networks.Decoder`).
+        style_skip: a linear path from the style code to the output mesh, started at zero (not in the paper;
+            an additive expression offset under the AdaIN path, see the same class).
         lr, weight_decay, betas: Adam settings of both optimisers.
         val_triplets: ``(c, c', s)`` triplets drawn from the val split for ``val/transfer_error_mm``.
         eval_triplets: triplets of the final evaluation (:meth:`evaluate_run`, paper Tables 3-4).
@@ -111,6 +113,7 @@ class FaceTuneGAN(LightningModule):
         lambda_pair: float = 0.0,
         output_init: str = "kaiming",
         decoder_skip: bool = False,
+        style_skip: bool = False,
         lr: float = 1e-4,
         weight_decay: float = 5e-5,
         betas: Sequence[float] = (0.9, 0.999),
@@ -158,7 +161,8 @@ class FaceTuneGAN(LightningModule):
         hierarchy = build_mesh_hierarchy(vertices.numpy(), faces.numpy(), factors=down_factors,
                                          seq_length=seq_length, dilation=dilation, cache_dir=hierarchy_cache_dir)
         self.generator = Generator(hierarchy, channels, style_channels, content_dim, style_dim, mapping_hidden,
-                                   content_hidden, style_hidden, decoder_hidden, decoder_skip)
+                                   content_hidden, style_hidden, decoder_hidden, decoder_skip,
+                                   style_skip)
         self.discriminator = Discriminator(hierarchy, disc_channels, num_styles)
         if output_init == "zero":
             torch.nn.init.zeros_(self.generator.decoder.out_conv.layer.weight)

@@ -159,11 +159,15 @@ class Decoder(nn.Module):
         skip: add a linear map from the content code straight to the full-resolution output
             (``[B, content_dim] -> [B, V, 3]``, not in the paper; :class:`Generator` starts it at zero). A
             linear path learns the dominant (linear) identity modes in a few hundred steps, which the
-            spiral path alone cannot within a short CPU budget; the expression still comes only through AdaIN.
+            spiral path alone cannot within a short CPU budget.
+        style_dim, style_skip: with ``style_skip`` a second linear path, from the style code to the output
+            (``[B, style_dim] -> [B, V, 3]``, not in the paper, started at zero): an additive expression
+            offset, so that content + style start as a linear (blendshape-like) model and the AdaIN path
+            learns how each identity performs an expression on top of it.
     """
 
     def __init__(self, hierarchy, channels: Sequence[int], content_dim: int, hidden: Sequence[int] = (),
-                 skip: bool = False) -> None:
+                 skip: bool = False, style_dim: int = 0, style_skip: bool = False) -> None:
         super().__init__()
         n = len(channels)
         _check_levels(hierarchy, n, "Decoder")
@@ -181,14 +185,23 @@ class Decoder(nn.Module):
             )
         self.out_conv = SpiralConv(channels[0], 3, hierarchy.spiral_indices[0])
         self.skip = nn.Linear(content_dim, _num_vertices(hierarchy, 0) * 3) if skip else None
+        if style_skip and style_dim <= 0:
+            raise FacegenError(f"Decoder: style_skip needs style_dim > 0, got {style_dim}")
+        self.style_skip = nn.Linear(style_dim, _num_vertices(hierarchy, 0) * 3) if style_skip else None
 
     @property
     def adain_channels(self) -> list[int]:
         """Channel count of each AdaIN layer, in the order :meth:`forward` consumes ``adain_params``."""
         return [m.num_features for m in self.modules() if isinstance(m, AdaIN)]
 
-    def forward(self, content_code: torch.Tensor, adain_params: torch.Tensor) -> torch.Tensor:
-        """``content_code [B, content_dim]``, ``adain_params [B, N_AdaIN]`` -> ``[B, V, 3]``."""
+    def forward(self, content_code: torch.Tensor, adain_params: torch.Tensor,
+                style_code: torch.Tensor | None = None) -> torch.Tensor:
+        """``content_code [B, content_dim]``, ``adain_params [B, N_AdaIN]`` (and ``style_code [B, style_dim]``
+        for the ``style_skip`` path) -> ``[B, V, 3]``.
+
+        Raises:
+            FacegenError: the decoder has a ``style_skip`` path and ``style_code`` is None.
+        """
         x = self.mlp(content_code).view(-1, *self.coarse_shape)
         offset = 0
         for block in (*self.res_blocks, *self.blocks):
@@ -198,6 +211,10 @@ class Decoder(nn.Module):
         out = self.out_conv(x)
         if self.skip is not None:
             out = out + self.skip(content_code).view(out.shape)
+        if self.style_skip is not None:
+            if style_code is None:
+                raise FacegenError("Decoder: this decoder has a style_skip path; pass style_code [B, style_dim]")
+            out = out + self.style_skip(style_code).view(out.shape)
         return out
 
 
@@ -215,6 +232,7 @@ class Generator(nn.Module):
         mapping_hidden: hidden widths of ``M`` (CoMA ``[128, 128, 16]``).
         content_hidden, style_hidden, decoder_hidden: MLP hidden widths of ``E_c``, ``E_s``, ``Dec``.
         decoder_skip: the decoder's linear content-to-output path (see :class:`Decoder`), initialised at zero.
+        style_skip: the decoder's linear style-to-output path (see :class:`Decoder`), initialised at zero.
     """
 
     def __init__(
@@ -229,15 +247,18 @@ class Generator(nn.Module):
         style_hidden: Sequence[int] = (),
         decoder_hidden: Sequence[int] = (),
         decoder_skip: bool = False,
+        style_skip: bool = False,
     ) -> None:
         super().__init__()
         self.content_encoder = ContentEncoder(hierarchy, channels, content_dim, content_hidden)
         self.style_encoder = StyleEncoder(hierarchy, style_channels, style_dim, style_hidden)
-        self.decoder = Decoder(hierarchy, channels, content_dim, decoder_hidden, skip=decoder_skip)
+        self.decoder = Decoder(hierarchy, channels, content_dim, decoder_hidden, skip=decoder_skip,
+                               style_dim=style_dim, style_skip=style_skip)
         kaiming_init(self)
-        if self.decoder.skip is not None:
-            nn.init.zeros_(self.decoder.skip.weight)
-            nn.init.zeros_(self.decoder.skip.bias)
+        for path in (self.decoder.skip, self.decoder.style_skip):
+            if path is not None:
+                nn.init.zeros_(path.weight)
+                nn.init.zeros_(path.bias)
         self.mapping = StyleMapping(style_dim, mapping_hidden, self.decoder.adain_channels)
 
     def encode_content(self, x: torch.Tensor) -> torch.Tensor:
@@ -250,7 +271,7 @@ class Generator(nn.Module):
 
     def decode(self, content_code: torch.Tensor, style_code: torch.Tensor) -> torch.Tensor:
         """``content_code [B, content_dim]``, ``style_code [B, style_dim]`` -> mesh ``[B, V, 3]``."""
-        return self.decoder(content_code, self.mapping(style_code))
+        return self.decoder(content_code, self.mapping(style_code), style_code)
 
     def forward(self, x: torch.Tensor, style_source: torch.Tensor | None = None) -> torch.Tensor:
         """Translate ``x [B, V, 3]`` into the style of ``style_source [B, V, 3]`` (default: ``x`` itself)."""
