@@ -121,3 +121,19 @@ def test_paired_loss_needs_a_datamodule(meshes, tmp_path):
                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
     with pytest.raises(FacegenError, match="collection_for"):
         trainer.fit(model, train_dataloaders=DataLoader(items, batch_size=6))
+
+
+def test_cosine_lr_decay_reaches_the_final_fraction_and_stays(meshes, tmp_path):
+    kwargs, collection = meshes
+    model = make_model((kwargs,), lr=1e-3, lr_decay_batches=3, lr_final_fraction=0.1)
+    assert [round(model.lr_factor(b), 6) for b in (0, 1.5, 3, 10)] == [1.0, 0.55, 0.1, 0.1]
+    trainer = L.Trainer(max_epochs=3, accelerator="cpu", logger=False, enable_checkpointing=False,    # 2 batches/epoch
+                        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+    trainer.fit(model, datamodule=_PairData(collection, kwargs["mean"], kwargs["std"]))
+    for optimizer in trainer.optimizers:                                        # generator and discriminator
+        assert optimizer.param_groups[0]["lr"] == pytest.approx(1e-4)
+    assert model.lr_schedulers()[0].last_epoch == 6                            # stepped once per batch
+    paper = make_model((kwargs,)).configure_optimizers()                        # paper: constant lr, no schedulers
+    assert len(paper) == 2 and all(isinstance(opt, torch.optim.Adam) for opt in paper)
+    with pytest.raises(FacegenError, match="lr_decay_batches"):
+        make_model((kwargs,), lr_decay_batches=-1)

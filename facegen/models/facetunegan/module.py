@@ -15,6 +15,7 @@ discriminator work in that space; the Laplacian loss and every logged error are 
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -73,6 +74,10 @@ class FaceTuneGAN(LightningModule):
         style_skip: a linear path from the style code to the output mesh, started at zero (not in the paper;
             an additive expression offset under the AdaIN path, see the same class).
         lr, weight_decay, betas: Adam settings of both optimisers.
+        lr_decay_batches: 0 (paper: constant lr) or N: both learning rates follow a half cosine from ``lr`` to
+            ``lr_final_fraction * lr`` over the first N batches and stay there (not in the paper; a short run's
+            last iterate is then not the noisy one of a constant lr).
+        lr_final_fraction: see ``lr_decay_batches``.
         val_triplets: ``(c, c', s)`` triplets drawn from the val split for ``val/transfer_error_mm``.
         eval_triplets: triplets of the final evaluation (:meth:`evaluate_run`, paper Tables 3-4).
         seed: seed of the validation and evaluation triplets.
@@ -117,6 +122,8 @@ class FaceTuneGAN(LightningModule):
         lr: float = 1e-4,
         weight_decay: float = 5e-5,
         betas: Sequence[float] = (0.9, 0.999),
+        lr_decay_batches: int = 0,
+        lr_final_fraction: float = 0.05,
         val_triplets: int = 64,
         eval_triplets: int = 500,
         seed: int = 0,
@@ -140,6 +147,9 @@ class FaceTuneGAN(LightningModule):
             raise FacegenError(f"FaceTuneGAN: output_init={output_init!r}, expected 'kaiming' or 'zero'")
         if lambda_pair < 0:
             raise FacegenError(f"FaceTuneGAN: lambda_pair={lambda_pair} must be >= 0")
+        if lr_decay_batches < 0 or not 0 < lr_final_fraction <= 1:
+            raise FacegenError(f"FaceTuneGAN: lr_decay_batches={lr_decay_batches} must be >= 0 and "
+                               f"lr_final_fraction={lr_final_fraction} in (0, 1]")
 
         vertices = torch.as_tensor(np.asarray(template_vertices), dtype=torch.float32)
         faces = torch.as_tensor(np.asarray(template_faces), dtype=torch.long)
@@ -201,8 +211,18 @@ class FaceTuneGAN(LightningModule):
     def configure_optimizers(self):
         hp = self.hparams
         kwargs = dict(lr=hp.lr, weight_decay=hp.weight_decay, betas=tuple(hp.betas))
-        return (torch.optim.Adam(self.generator.parameters(), **kwargs),
-                torch.optim.Adam(self.discriminator.parameters(), **kwargs))
+        optimizers = [torch.optim.Adam(self.generator.parameters(), **kwargs),
+                      torch.optim.Adam(self.discriminator.parameters(), **kwargs)]
+        if hp.lr_decay_batches == 0:
+            return optimizers
+        schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, self.lr_factor) for opt in optimizers]
+        return optimizers, schedulers
+
+    def lr_factor(self, batch: int) -> float:
+        """Learning-rate factor after ``batch`` batches (``lr_decay_batches``): 1 -> ``lr_final_fraction``."""
+        hp = self.hparams
+        progress = min(batch / hp.lr_decay_batches, 1.0) if hp.lr_decay_batches else 0.0
+        return hp.lr_final_fraction + (1.0 - hp.lr_final_fraction) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
     def _scaler(self):
         """The float16 GradScaler of the precision plugin, or None (fp32, bf16)."""
@@ -365,12 +385,16 @@ class FaceTuneGAN(LightningModule):
         else:
             self.skipped_d_steps += 1
         self.untoggle_optimizer(opt_d)
+        if self.hparams.lr_decay_batches:
+            for scheduler in self.lr_schedulers():   # manual optimisation: Lightning does not step them
+                scheduler.step()
 
         metrics = {"rec_error_mm", "pair_error_mm", "d_real_acc", "d_fake_acc"}
         logged = {f"train/{k}" if k in metrics else f"train/loss_{k}": v.detach()
                   for k, v in {**g_terms, **d_terms}.items()}
         logged["train/skipped_g_steps"] = float(self.skipped_g_steps)
         logged["train/skipped_d_steps"] = float(self.skipped_d_steps)
+        logged["train/lr"] = float(opt_g.param_groups[0]["lr"])
         self.log_dict(logged, on_step=True, on_epoch=False, batch_size=batch_size)
 
     # ---------------------------------------------------------------- validation
