@@ -16,6 +16,18 @@ torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
 @pytest.fixture
+def one_thread():
+    """One intra-op thread for tiny networks: on a shared 2-core machine two threads spin against each other.
+
+    Use with ``pytestmark = pytest.mark.usefixtures("one_thread")``.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def shared_data() -> Path:
     """Root of the real face data (``../shared/data``); skips the test when absent."""
     if not SHARED_DATA.is_dir():

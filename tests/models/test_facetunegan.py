@@ -32,13 +32,7 @@ def sphere_meshes(n_identities: int = 4, n_expressions: int = 3, seed: int = 0):
     return (np.asarray(meshes, dtype=np.float32), faces, np.asarray(identity), np.asarray(expression))
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine two threads spin against each other (10x slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

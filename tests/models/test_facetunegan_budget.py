@@ -15,12 +15,7 @@ from facegen.errors import FacegenError
 from test_facetunegan import make_model, sphere_meshes  # noqa: E402  (same folder, pytest rootdir import)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

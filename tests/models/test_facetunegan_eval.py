@@ -12,12 +12,7 @@ from facegen.data.meshes import MeshCollection, MeshDataModule
 from facegen.models.facetunegan import FaceTuneGAN, evaluate_facetunegan, log_rows, write_tables
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def translated_spheres(n_identities: int = 4, identity_dependent: bool = False) -> MeshCollection:
