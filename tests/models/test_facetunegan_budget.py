@@ -1,5 +1,6 @@
 """FaceTuneGAN's options for short CPU runs (conf/experiment/facetunegan_cpu30.yaml): zero output init,
-the decoder's linear skip path and the paired translation loss."""
+the linear skip paths (decoder, style, content encoder), the paired translation loss, the cosine lr decay
+and the mm loss space."""
 from __future__ import annotations
 
 import lightning as L
@@ -36,13 +37,17 @@ def test_zero_output_init_and_skip_start_at_the_mean_face(meshes):
     x = torch.as_tensor(collection.vertices[:4])
     mean = torch.as_tensor(kwargs["mean"]).expand_as(x)
     for options in (dict(output_init="zero"), dict(output_init="zero", decoder_skip=True),
-                    dict(output_init="zero", decoder_skip=True, style_skip=True)):
+                    dict(output_init="zero", decoder_skip=True, style_skip=True),
+                    dict(output_init="zero", decoder_skip=True, style_skip=True, content_skip=True)):
         model = make_model((kwargs,), **options)
         torch.testing.assert_close(model.translate(x, x.flip(0)), mean)
     decoder = make_model((kwargs,), decoder_skip=True, style_skip=True).generator.decoder
     for path in (decoder.skip, decoder.style_skip):
         assert path.out_features == x.shape[1] * 3 and float(path.weight.abs().max()) == 0.0
     assert decoder.style_skip.in_features == make_model((kwargs,)).hparams.style_dim
+    encoder = make_model((kwargs,), content_skip=True).generator.content_encoder
+    assert encoder.skip.in_features == x.shape[1] * 3 and float(encoder.skip.weight.abs().max()) == 0.0
+    assert make_model((kwargs,)).generator.content_encoder.skip is None
     content_code = torch.zeros(2, decoder.skip.in_features)
     with pytest.raises(FacegenError, match="style_code"):
         decoder(content_code, torch.zeros(2, sum(2 * c for c in decoder.adain_channels)))
@@ -132,3 +137,23 @@ def test_cosine_lr_decay_reaches_the_final_fraction_and_stays(meshes, tmp_path):
     assert len(paper) == 2 and all(isinstance(opt, torch.optim.Adam) for opt in paper)
     with pytest.raises(FacegenError, match="lr_decay_batches"):
         make_model((kwargs,), lr_decay_batches=-1)
+
+
+def test_mm_loss_space_weights_each_vertex_by_its_std(meshes):
+    """``loss_space="mm"``: the distance is the mm distance divided by mean(std); "normalised" is the plain one."""
+    kwargs, collection = meshes
+    std = torch.as_tensor(kwargs["std"])
+    target = torch.zeros(2, *std.shape)
+    prediction = target.clone()
+    prediction[:, 0, 0] = 1.0                                        # 1 std on vertex 0's x only
+    plain, mm = make_model((kwargs,)), make_model((kwargs,), loss_space="mm")
+    vertices, floor = std.shape[0], 1e-4                            # sqrt(eps) of every zero distance
+    expected_plain = (1.0 + (vertices - 1) * floor) / vertices
+    assert float(plain._distance(prediction, target)) == pytest.approx(expected_plain, rel=1e-4)
+    weight = float(std[0, 0]) / float(std.mean())                   # 1 std = std[0, 0] mm, over mean(std)
+    expected_mm = (weight + (vertices - 1) * floor) / vertices
+    assert float(mm._distance(prediction, target)) == pytest.approx(expected_mm, rel=1e-4)
+    assert weight != pytest.approx(1.0, rel=0.05)                   # the two spaces differ here
+    assert plain.hparams.loss_space == "normalised"
+    with pytest.raises(FacegenError, match="loss_space"):
+        make_model((kwargs,), loss_space="metres")

@@ -73,6 +73,15 @@ class FaceTuneGAN(LightningModule):
             the paper; see :class:`~facegen.models.facetunegan.networks.Decoder`).
         style_skip: a linear path from the style code to the output mesh, started at zero (not in the paper;
             an additive expression offset under the AdaIN path, see the same class).
+        content_skip: a linear path from the input mesh to the content code, started at zero (not in the
+            paper; see :class:`~facegen.models.facetunegan.networks.ContentEncoder`). The style encoder
+            has none: a linear read-out there carries the source's identity into the style code.
+        loss_space: where the vertex distances of eqs. (5), (6) and the paired loss are measured:
+            ``"normalised"`` (default; the batches' per-vertex normalised space) or ``"mm"``: each vertex's
+            error is scaled by ``std / mean(std)``, so the losses are millimetres divided by one global
+            constant (the metric's weighting of vertices, with the normalised losses' overall scale).
+            In normalised space a vertex that varies little (std 0.7 mm) weighs as much as one that moves
+            10 mm, while the errors reported in mm are dominated by the mobile ones.
         lr, weight_decay, betas: Adam settings of both optimisers.
         lr_decay_batches: 0 (paper: constant lr) or N: both learning rates follow a half cosine from ``lr`` to
             ``lr_final_fraction * lr`` over the first N batches and stay there (not in the paper; a short run's
@@ -119,6 +128,8 @@ class FaceTuneGAN(LightningModule):
         output_init: str = "kaiming",
         decoder_skip: bool = False,
         style_skip: bool = False,
+        content_skip: bool = False,
+        loss_space: str = "normalised",
         lr: float = 1e-4,
         weight_decay: float = 5e-5,
         betas: Sequence[float] = (0.9, 0.999),
@@ -145,6 +156,8 @@ class FaceTuneGAN(LightningModule):
         self._pair_bank: dict[str, torch.Tensor] | None = None
         if output_init not in ("kaiming", "zero"):
             raise FacegenError(f"FaceTuneGAN: output_init={output_init!r}, expected 'kaiming' or 'zero'")
+        if loss_space not in ("normalised", "mm"):
+            raise FacegenError(f"FaceTuneGAN: loss_space={loss_space!r}, expected 'normalised' or 'mm'")
         if lambda_pair < 0:
             raise FacegenError(f"FaceTuneGAN: lambda_pair={lambda_pair} must be >= 0")
         if lr_decay_batches < 0 or not 0 < lr_final_fraction <= 1:
@@ -167,12 +180,14 @@ class FaceTuneGAN(LightningModule):
         self.register_buffer("mean", mean)
         self.register_buffer("std", std)
         self.register_buffer("edges", torch.as_tensor(unique_edges(faces.numpy())), persistent=False)
+        # loss_space="mm": vertex distances weighted by std / mean(std), i.e. mm up to one global scale
+        self.register_buffer("distance_weight", std / std.mean(), persistent=False)
 
         hierarchy = build_mesh_hierarchy(vertices.numpy(), faces.numpy(), factors=down_factors,
                                          seq_length=seq_length, dilation=dilation, cache_dir=hierarchy_cache_dir)
         self.generator = Generator(hierarchy, channels, style_channels, content_dim, style_dim, mapping_hidden,
                                    content_hidden, style_hidden, decoder_hidden, decoder_skip,
-                                   style_skip)
+                                   style_skip, content_skip)
         self.discriminator = Discriminator(hierarchy, disc_channels, num_styles)
         if output_init == "zero":
             torch.nn.init.zeros_(self.generator.decoder.out_conv.layer.weight)
@@ -281,6 +296,12 @@ class FaceTuneGAN(LightningModule):
         rows = bank["rows"][c, s_label, pick]
         return bank["vertices"][rows], counts > 0
 
+    def _distance(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Vertex distance loss between normalised ``[B, V, 3]`` meshes in ``loss_space`` (see the class)."""
+        if self.hparams.loss_space == "mm":
+            return losses.vertex_distance_loss(prediction * self.distance_weight, target * self.distance_weight)
+        return losses.vertex_distance_loss(prediction, target)
+
     def _generator_step(self, x: torch.Tensor, s: torch.Tensor, s_label: torch.Tensor,
                         pair: tuple[torch.Tensor, torch.Tensor] | None = None):
         """Generator terms of eq. (10) for content ``x`` and style source ``s`` (normalised ``[B, V, 3]``).
@@ -306,8 +327,8 @@ class FaceTuneGAN(LightningModule):
             features_x, features_s = d(x)[1], d(s)[1]
         x, x_r, x_cycle = x.float(), x_r.float(), x_cycle.float()
         terms = {
-            "rec": losses.vertex_distance_loss(x_r, x),                                           # eq. (5)
-            "cycle": losses.vertex_distance_loss(x_cycle, x),                                     # eq. (6)
+            "rec": self._distance(x_r, x),                                                        # eq. (5)
+            "cycle": self._distance(x_cycle, x),                                                  # eq. (6)
             "srec": losses.style_reconstruction_loss(style_t.float(), style_s.detach().float()),  # eq. (7)
             "adv": losses.generator_adversarial_loss(d.select(logits_t.float(), s_label)),        # eq. (8)
             "feat": losses.feature_matching_loss(features_r.float(), features_x.float(),
@@ -316,7 +337,7 @@ class FaceTuneGAN(LightningModule):
         }
         if pair is not None:
             targets, mask = pair
-            terms["pair"] = (losses.vertex_distance_loss(x_t.float()[mask], targets[mask].float())
+            terms["pair"] = (self._distance(x_t.float()[mask], targets[mask].float())
                              if bool(mask.any()) else x_t.float().sum() * 0.0)
         terms["g_total"] = sum(getattr(hp, f"lambda_{name}") * value for name, value in terms.items())
         with torch.no_grad():

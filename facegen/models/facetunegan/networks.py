@@ -81,20 +81,28 @@ class ContentEncoder(nn.Module):
         channels: SpiralBlock widths, one per down-sampling level.
         content_dim: size of ``content_code``.
         hidden: MLP hidden widths between the flattened features and the code.
+        skip: add a linear map from the input mesh straight to the code (``[B, V * 3] -> [B, content_dim]``,
+            not in the paper; :class:`Generator` starts it at zero): a PCA-like read-out of the identity
+            modes beside the instance-normalised spiral path, which discards each channel's global
+            scale and offset.
     """
 
-    def __init__(self, hierarchy, channels: Sequence[int], content_dim: int, hidden: Sequence[int] = ()) -> None:
+    def __init__(self, hierarchy, channels: Sequence[int], content_dim: int, hidden: Sequence[int] = (),
+                 skip: bool = False) -> None:
         super().__init__()
         self.blocks = down_blocks(hierarchy, channels, "instance", "ContentEncoder")
         coarse = hierarchy.spiral_indices[len(channels)]
         self.res_blocks = nn.ModuleList(SpiralResBlock(channels[-1], coarse, "instance") for _ in range(2))
         self.mlp = mlp([coarse.shape[0] * channels[-1], *hidden, content_dim])
+        self.skip = nn.Linear(_num_vertices(hierarchy, 0) * 3, content_dim) if skip else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x``: ``[B, V, 3]`` -> ``content_code [B, content_dim]``."""
+        mesh = x
         for block in (*self.blocks, *self.res_blocks):
             x = block(x)
-        return self.mlp(x.flatten(1))
+        code = self.mlp(x.flatten(1))
+        return code if self.skip is None else code + self.skip(mesh.flatten(1))
 
 
 class StyleEncoder(nn.Module):
@@ -233,6 +241,7 @@ class Generator(nn.Module):
         content_hidden, style_hidden, decoder_hidden: MLP hidden widths of ``E_c``, ``E_s``, ``Dec``.
         decoder_skip: the decoder's linear content-to-output path (see :class:`Decoder`), initialised at zero.
         style_skip: the decoder's linear style-to-output path (see :class:`Decoder`), initialised at zero.
+        content_skip: the content encoder's linear mesh-to-code path (see :class:`ContentEncoder`), at zero.
     """
 
     def __init__(
@@ -248,14 +257,15 @@ class Generator(nn.Module):
         decoder_hidden: Sequence[int] = (),
         decoder_skip: bool = False,
         style_skip: bool = False,
+        content_skip: bool = False,
     ) -> None:
         super().__init__()
-        self.content_encoder = ContentEncoder(hierarchy, channels, content_dim, content_hidden)
+        self.content_encoder = ContentEncoder(hierarchy, channels, content_dim, content_hidden, skip=content_skip)
         self.style_encoder = StyleEncoder(hierarchy, style_channels, style_dim, style_hidden)
         self.decoder = Decoder(hierarchy, channels, content_dim, decoder_hidden, skip=decoder_skip,
                                style_dim=style_dim, style_skip=style_skip)
         kaiming_init(self)
-        for path in (self.decoder.skip, self.decoder.style_skip):
+        for path in (self.decoder.skip, self.decoder.style_skip, self.content_encoder.skip):
             if path is not None:
                 nn.init.zeros_(path.weight)
                 nn.init.zeros_(path.bias)
