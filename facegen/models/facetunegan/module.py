@@ -3,11 +3,11 @@
 Olivier et al., "FaceTuneGAN: Face Autoencoder for Convolutional Expression Transfer Using Neural
 Generative Adversarial Networks", Computers & Graphics 2023. One generator step and one
 discriminator step per batch (sec. 3.3), Adam(lr 1e-4, weight decay 5e-5), objective eq. (10) plus
-a uniform Laplacian smoothing term on translated meshes. Two options outside the paper, off by default
-(``lambda_pair=0``, ``output_init="kaiming"``, ``decoder_skip=False``) and used by the CPU-budget
-experiment (conf/experiment/facetunegan_cpu30.yaml): a supervised cross-identity translation loss, a
-zero initialisation of the decoder's output layer and a linear content-to-output path in the decoder
-(see the class docstring).
+a uniform Laplacian smoothing term on translated meshes. Options outside the paper, all off by default
+and used by the CPU-budget experiment (conf/experiment/facetunegan_cpu30.yaml): a supervised
+cross-identity translation loss (``lambda_pair``), a zero initialisation of the decoder's output layer
+(``output_init``), linear skip paths (``decoder_skip``, ``style_skip``, ``content_skip``), mm-weighted
+vertex distances (``loss_space``) and a cosine lr decay (``lr_decay_batches``); see the class docstring.
 
 Units: batches hold per-vertex normalised coordinates ``(x_mm - mean) / std`` (``mean``/``std``
 ``[V, 3]`` mm from the training split). The networks, the reconstruction/cycle losses and the
