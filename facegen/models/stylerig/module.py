@@ -310,7 +310,9 @@ class StyleRig(_FrozenGeneratorModule):
         controls: RigNets to train (``pose``, ``expression``, ``illumination``; ``all`` = one joint rig).
         control_layers: W+ layers per control (:func:`~facegen.models.stylerig.rignet.parse_layers` specs).
         latent_dim, decoder_hidden: RigNet sizes (``l_i`` is 32 in the paper).
-        w_rec, w_edit, w_consist: weights of ``L_rec``, ``L_edit``, ``L_consist`` (1, 1, 1 in the paper).
+        w_rec, w_edit, w_consist: weights of ``L_rec``, ``L_edit``, ``L_consist``. The paper uses 1, 1, 1
+            with ``L_photo`` summed over pixels; our ``L_photo`` is a mean over face pixels, so the render terms
+            get 300 (at 1:1:1 the RigNets stay at the identity edit; measured in experiments/stylerig/README.md).
         lambda_land: landmark weight inside ``L_render``.
         lr: Adam learning rate.
         eval_pairs, grid_size, sweep_latents, sweep_steps: evaluation sizes (:func:`evaluate_stylerig`).
@@ -324,9 +326,9 @@ class StyleRig(_FrozenGeneratorModule):
                  morphable: Mapping[str, Any] | None = None, landmark_model_path: str | None = None,
                  controls: Sequence[str] = ("pose", "expression", "illumination"),
                  control_layers: Mapping[str, Any] | None = None, latent_dim: int = 32,
-                 decoder_hidden: int | None = None, w_rec: float = 1.0, w_edit: float = 1.0, w_consist: float = 1.0,
-                 lambda_land: float = 100.0, lr: float = 1e-4, eval_pairs: int = 64, grid_size: int = 4,
-                 sweep_latents: int = 3, sweep_steps: int = 7, generator_kwargs: Mapping[str, Any] | None = None,
+                 decoder_hidden: int | None = None, w_rec: float = 1.0, w_edit: float = 300.0,
+                 w_consist: float = 300.0, lambda_land: float = 100.0, lr: float = 1e-3, eval_pairs: int = 64,
+                 grid_size: int = 4, sweep_latents: int = 3, sweep_steps: int = 7, generator_kwargs: Mapping[str, Any] | None = None,
                  dfr_config: Mapping[str, Any] | None = None):
         super().__init__()
         self.save_hyperparameters(ignore=["generator_kwargs", "dfr_config"])
