@@ -328,8 +328,8 @@ class StyleRig(_FrozenGeneratorModule):
                  control_layers: Mapping[str, Any] | None = None, latent_dim: int = 32,
                  decoder_hidden: int | None = None, w_rec: float = 1.0, w_edit: float = 300.0,
                  w_consist: float = 300.0, lambda_land: float = 100.0, lr: float = 1e-3, eval_pairs: int = 64,
-                 grid_size: int = 4, sweep_latents: int = 3, sweep_steps: int = 7, generator_kwargs: Mapping[str, Any] | None = None,
-                 dfr_config: Mapping[str, Any] | None = None):
+                 grid_size: int = 4, sweep_latents: int = 3, sweep_steps: int = 7,
+                 generator_kwargs: Mapping[str, Any] | None = None, dfr_config: Mapping[str, Any] | None = None):
         super().__init__()
         self.save_hyperparameters(ignore=["generator_kwargs", "dfr_config"])
         trained = None                                   # (network config, state, generator kwargs) of dfr_path
