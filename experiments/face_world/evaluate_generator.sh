@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every face-world evaluation that needs a trained face-world StyleGAN2 (issues 6 and 7), one after another:
-#   micromotion (Wu et al.): the done-when video command and the face-world tables (smile, mouth_stretch, W anchors)
+#   micromotion (Wu et al.): the done-when video command and the face-world tables (smile from 8 source clips with
+#   W+ and with W anchors, summarised over clips; mouth_stretch)
 #   StyleRig (Tewari et al.): DFR, then the RigNets on that DFR (tables + edit grids)
 #
 #   bash experiments/face_world/evaluate_generator.sh <generator.ckpt> [<regressor.pt>] [<out tag>]
@@ -35,12 +36,19 @@ if [ -f "$VIDEO" ] && [ -f "$PHOTO" ]; then
 else
   echo "skipping the video command: $VIDEO or $PHOTO is absent"
 fi
-# issue 6: face-world tables
-for spec in "smile w_plus" "mouth_stretch w_plus" "smile w"; do
-  set -- $spec
-  python -m facegen.editing.micromotion.evaluate --generator "$GEN" --regressor "$REG" --expression "$1" \
-    --latent-space "$2" --out "runs/micromotion/face_world_eval_${TAG}_$1_$2" > "$IN/micromotion_$1_$2.log" 2>&1
+# issue 6: face-world tables. Smile from CLIPS source identities (clip seeds), W+ and W anchors, each summarised
+# over the clips; mouth_stretch from clip 0.
+for space in w_plus w; do
+  for s in ${CLIPS:-0 1 2 3 4 5 6 7}; do
+    python -m facegen.editing.micromotion.evaluate --generator "$GEN" --regressor "$REG" --expression smile \
+      --latent-space $space --clip-seed $s --out "runs/micromotion/face_world_eval_${TAG}_smile_${space}_clip$s" \
+      > "$IN/micromotion_smile_${space}_clip$s.log" 2>&1
+  done
+  python experiments/micromotion/summarise_clips.py runs/micromotion/face_world_eval_${TAG}_smile_${space}_clip*/ \
+    > "runs/micromotion/face_world_eval_${TAG}_smile_${space}.md"
 done
+python -m facegen.editing.micromotion.evaluate --generator "$GEN" --regressor "$REG" --expression mouth_stretch \
+  --out "runs/micromotion/face_world_eval_${TAG}_mouth_stretch_w_plus_clip0" > "$IN/micromotion_mouth_stretch.log" 2>&1
 fi
 if [[ " $PARTS " == *" stylerig "* ]]; then
 # issue 7: DFR, then RigNets on it
@@ -50,4 +58,4 @@ python -m facegen.train experiment=stylerig_faceworld generator_path="$GEN" land
   dfr_path="runs/dfr_faceworld/$TAG/checkpoints/last.ckpt" logger=csv callbacks.progress_bar=null \
   hydra.run.dir="runs/stylerig_faceworld/$TAG" > "$IN/stylerig.log" 2>&1
 fi
-echo "done: runs/micromotion/*_$TAG, runs/dfr_faceworld/$TAG/metrics, runs/stylerig_faceworld/$TAG/metrics"
+echo "done: runs/micromotion/*_${TAG}*, runs/dfr_faceworld/$TAG/metrics, runs/stylerig_faceworld/$TAG/metrics"
