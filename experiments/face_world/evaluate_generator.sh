@@ -58,4 +58,4 @@ python -m facegen.train experiment=stylerig_faceworld generator_path="$GEN" land
   dfr_path="runs/dfr_faceworld/$TAG/checkpoints/last.ckpt" logger=csv callbacks.progress_bar=null \
   hydra.run.dir="runs/stylerig_faceworld/$TAG" > "$IN/stylerig.log" 2>&1
 fi
-echo "done: runs/micromotion/*_${TAG}*, runs/dfr_faceworld/$TAG/metrics, runs/stylerig_faceworld/$TAG/metrics"
+echo "done ($PARTS): results in runs/micromotion/*_${TAG}*, runs/dfr_faceworld/$TAG, runs/stylerig_faceworld/$TAG"
