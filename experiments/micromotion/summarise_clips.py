@@ -3,8 +3,8 @@
     python experiments/micromotion/summarise_clips.py runs/micromotion/face_world_eval_<tag>_smile_w_plus*
 
 Reads each folder's ``results.json`` (written by ``python -m facegen.editing.micromotion.evaluate``) and prints a
-Markdown table: one row per source clip with the regressor's smile rise on the clip and on its W+ reconstructions
-(is the motion in the anchors at all?) and the transfer rho of each method at alpha 1, then the mean over clips
+Markdown table: one row per source clip with the regressor's rise of the target expression on the clip and on its reconstructions
+(W+ or W, as evaluated: is the motion in the anchors at all?) and the transfer rho of each method at alpha 1, then the mean over clips
 (mean +- standard error over clips) per method and alpha.
 """
 from __future__ import annotations
@@ -23,6 +23,12 @@ def main(folders: list[str]) -> None:
         if not path.is_file():
             raise SystemExit(f"summarise_clips.py: {path} does not exist (run facegen.editing.micromotion.evaluate)")
         runs.append(json.loads(path.read_text()))
+    keys = ("generator_sha1", "expression", "latent_space", "seeds", "alphas")
+    for folder, run in zip(folders[1:], runs[1:]):                    # one table = one generator and protocol
+        differ = [k for k in keys if run["settings"][k] != runs[0]["settings"][k]]
+        if differ:
+            raise SystemExit(f"summarise_clips.py: {folder} differs from {folders[0]} in {differ}; "
+                             "summarise runs of one generator and protocol")
     runs.sort(key=lambda r: r["settings"]["clip_seed"])
     methods = list(dict.fromkeys(row["method"] for row in runs[0]["rows"]))
     alphas = sorted({row["alpha"] for row in runs[0]["rows"]})
