@@ -12,7 +12,14 @@ import time
 import torch
 import trimesh
 
-from facegen.render import PerspectiveCamera, ambient_sh_coeffs, interpolate, rasterize, sh_shading, vertex_normals
+from facegen.render import (
+    PerspectiveCamera,
+    ambient_sh_coeffs,
+    interpolate,
+    rasterize,
+    sh_shading,
+    vertex_normals,
+)
 
 IMAGE_SIZE = 128
 BATCH = 4

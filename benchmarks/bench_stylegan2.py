@@ -15,16 +15,15 @@ import time
 
 import torch
 
+from facegen.models.gan import r1_penalty
 from facegen.models.stylegan2 import Discriminator, Generator
-from facegen.models.stylegan2.augment import AugmentPipe
+from facegen.models.stylegan2.ada import AugmentPipe
 from facegen.models.stylegan2.losses import (
     discriminator_loss,
     generator_loss,
     mix_styles,
     path_length_penalty,
-    r1_penalty,
 )
-
 
 # CPU sizes of conf/model/stylegan2.yaml (NVlabs defaults take about 40 s per 64 px iteration on 2 CPU cores).
 CPU_CHANNELS = {"channel_base": 8192, "channel_max": 256}

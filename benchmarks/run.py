@@ -20,7 +20,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))  # benchmark modules are importable by name (spawned workers re-import them)
 
-from facegen.logging import markdown_table  # noqa: E402
+from facegen.reporting import markdown_table  # noqa: E402
 from facegen.utils import atomic_write  # noqa: E402
 
 

@@ -40,3 +40,15 @@ class ModelLayoutError(FacegenError, ValueError):
 
 class GenerateConfigError(FacegenError, ValueError):
     """A generate option (seeds, class label) is malformed."""
+
+
+class ShapeError(FacegenError, ValueError):
+    """A tensor or array handed to a public function has the wrong shape (:func:`facegen.shapes.assert_shape`)."""
+
+
+class ConfigError(FacegenError, ValueError):
+    """A configuration value has the wrong type or range, or names an unknown key or option."""
+
+
+class DivergenceError(FacegenError, RuntimeError):
+    """Training produced non-finite losses or weights; the run was stopped and its last good checkpoint kept."""

@@ -14,13 +14,15 @@ from typing import Any
 
 import hydra
 import lightning.pytorch as pl
-import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 import facegen.config  # noqa: F401  (registers resolvers)
+from facegen.checkpoints import load
+from facegen.config.spec import check_target, check_targets
 from facegen.errors import CheckpointError
-from facegen.logging import log_table
+from facegen.recipes import evaluate_recipe
+from facegen.reporting import log_table
 from facegen.utils import seed_everything
 
 log = logging.getLogger("facegen.evaluate")
@@ -29,19 +31,25 @@ log = logging.getLogger("facegen.evaluate")
 def stored_config(ckpt_path: Path) -> dict[str, Any]:
     """The resolved training config kept in a facegen checkpoint (``checkpoint["facegen_config"]``).
 
+    The file is read with the one loading policy (:func:`facegen.checkpoints.load`), and every ``_target_``
+    of the stored config must be a trusted one (:func:`facegen.config.spec.check_targets`): a config inside a
+    file is as untrusted as the file.
+
     Raises:
-        CheckpointError: the file is missing or was not written by ``facegen.train``.
+        CheckpointError: the file is missing, refused, or was not written by ``facegen.train``.
+        ConfigError: the stored config names an untrusted target.
     """
-    if not ckpt_path.is_file():
-        raise CheckpointError(f"checkpoint not found: {ckpt_path}")
-    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-    if "facegen_config" not in checkpoint:
+    checkpoint = load(ckpt_path)
+    if not isinstance(checkpoint, dict) or "facegen_config" not in checkpoint:
         raise CheckpointError(f"{ckpt_path} has no 'facegen_config' entry: it was not written by facegen.train")
-    return checkpoint["facegen_config"]
+    config = checkpoint["facegen_config"]
+    check_targets(config, f"{ckpt_path}: facegen_config")
+    return config
 
 
 def model_class(target: str) -> type[pl.LightningModule]:
-    module_name, _, class_name = target.rpartition(".")
+    """The LightningModule class named by a (trusted) ``_target_``."""
+    module_name, _, class_name = check_target(target, "model").rpartition(".")
     return getattr(importlib.import_module(module_name), class_name)
 
 
@@ -49,7 +57,6 @@ def evaluate(cfg: DictConfig) -> dict[str, list[dict]]:
     """Evaluate ``cfg.ckpt_path`` on ``cfg.split``; returns the metric tables."""
     seed_everything(cfg.seed)
     if cfg.get("recipe_dir"):  # a recipe folder (e.g. experiment=stylegan2_macaque): its ablation table
-        from facegen.recipes import evaluate_recipe
 
         return {"ablation": evaluate_recipe(cfg.recipe_dir, **(cfg.get("recipe_eval") or {}))}
     ckpt_path = Path(cfg.ckpt_path)

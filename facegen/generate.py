@@ -1,7 +1,7 @@
 """Sample images from a StyleGAN2 generator: ``python -m facegen.generate ckpt_path=... seeds=0-63 out=...``.
 
 The checkpoint may be a facegen Lightning checkpoint (its ``G_ema``), a rosinality ``.pt`` or an
-NVlabs ``.pkl``; :func:`facegen.models.stylegan2.checkpoints.load_generator` tells them apart by content
+NVlabs ``.pkl``; :func:`facegen.models.stylegan2.formats.load_generator` tells them apart by content
 and never runs code from the file. As NVlabs ``generate.py``, seed ``s`` draws
 ``z = np.random.RandomState(s).randn(1, z_dim)``, so an imported NVlabs network gives NVlabs' images.
 Writes ``seed{s:04d}.png`` per seed and ``grid.png``.
@@ -13,42 +13,16 @@ import os
 from pathlib import Path
 
 import hydra
-import imageio.v3 as iio
 import numpy as np
 import torch
-from omegaconf import DictConfig, ListConfig
+from omegaconf import DictConfig
 
-from facegen.callbacks.image_grid import images_to_grid
+from facegen.config.values import parse_seeds
 from facegen.errors import GenerateConfigError
-from facegen.models.stylegan2.checkpoints import load_generator
-from facegen.utils import atomic_write
+from facegen.imaging import images_to_grid, write_png
+from facegen.models.stylegan2.formats import load_generator
 
 log = logging.getLogger("facegen.generate")
-
-
-def parse_seeds(seeds: str | int | list | ListConfig) -> list[int]:
-    """``"0-63"`` -> 0..63, ``"1,5,9"`` -> [1, 5, 9], mixed ``"0-3,10"``, a list or a single int.
-
-    Raises:
-        GenerateConfigError: a part is not an integer or a ``lo-hi`` range with ``lo <= hi``.
-    """
-    if isinstance(seeds, int):
-        return [seeds]
-    if isinstance(seeds, (list, tuple, ListConfig)):
-        return [s for part in seeds for s in parse_seeds(part)]
-    result: list[int] = []
-    for part in str(seeds).replace(" ", "").split(","):
-        lo, sep, hi = part.partition("-")
-        try:
-            first, last = int(lo), int(hi) if sep else int(lo)
-        except ValueError:
-            raise GenerateConfigError(
-                f"seeds: cannot parse {part!r} in {seeds!r}; use '0-63', '1,5,9' or [1,5,9]"
-            ) from None
-        if last < first:
-            raise GenerateConfigError(f"seeds: range {part!r} ends before it starts")
-        result += range(first, last + 1)
-    return result
 
 
 def generate(ckpt_path: str | os.PathLike, seeds: list[int], out: str | os.PathLike, truncation_psi: float = 1.0,
@@ -81,12 +55,10 @@ def generate(ckpt_path: str | os.PathLike, seeds: list[int], out: str | os.PathL
             batch = G(z.float().to(device), None if c is None else c.expand(len(chunk), -1),
                       truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff, noise_mode=noise_mode).cpu()
         for seed, image in zip(chunk, batch):
-            picture = images_to_grid(image[None], cols=1)
-            paths.append(out / f"seed{seed:04d}.png")
-            atomic_write(paths[-1], iio.imwrite("<bytes>", picture, extension=".png"))
+            paths.append(write_png(out / f"seed{seed:04d}.png", images_to_grid(image[None], cols=1)))
         images.append(batch)
     grid = images_to_grid(torch.cat(images), cols=min(grid_cols, len(seeds)))
-    atomic_write(out / "grid.png", iio.imwrite("<bytes>", grid, extension=".png"))
+    write_png(out / "grid.png", grid)
     log.info("%d images and grid.png written to %s", len(paths), out.resolve())
     return paths
 

@@ -17,7 +17,8 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from facegen.editing.micromotion import (
+from facegen.config.values import parse_seeds
+from facegen.editing.subspace import (
     decode_direction,
     edit_strengths,
     generator_sha1,
@@ -29,12 +30,22 @@ from facegen.editing.micromotion import (
     seed_latents,
     to_frames,
     video_anchors,
-    write_video,
 )
-from facegen.editing.micromotion.anchors import load_anchors_w_plus, save_anchors
-from facegen.editing.micromotion.decomposition import MicromotionError
-from facegen.editing.projection import load_targets, make_projection_loss, project, save_projection
-from facegen.models.stylegan2.checkpoints import load_generator
+from facegen.editing.subspace.anchors import load_anchors_w_plus, save_anchors
+from facegen.editing.subspace.decomposition import MicromotionError
+from facegen.editing.subspace.text_anchors import (
+    degree_prompts,
+    load_clip,
+    text_anchors,
+)
+from facegen.imaging import list_images, write_video
+from facegen.models.stylegan2.formats import load_generator
+from facegen.models.stylegan2.projection import (
+    load_targets,
+    make_projection_loss,
+    project,
+    save_projection,
+)
 from facegen.utils import atomic_write
 
 log = logging.getLogger("facegen.micromotion")
@@ -54,8 +65,6 @@ def _anchors(cfg: DictConfig, G, loss_fn, out: Path):
                                 warm_start=cfg.projection.warm_start, warm_steps=cfg.projection.warm_steps,
                                 seed=cfg.seed, log=log.info, **schedule)
     elif cfg.anchors == "text":
-        from facegen.editing.micromotion.text_anchors import degree_prompts, load_clip, text_anchors
-
         ta = cfg.text_anchors
         clip = load_clip(ta.clip_model, ta.clip_checkpoint, cfg.device)
         w_source = seed_latents(G, [ta.source_seed], cfg.truncation_psi).to(cfg.device)
@@ -75,13 +84,10 @@ def _anchors(cfg: DictConfig, G, loss_fn, out: Path):
 
 def _start_latents(cfg: DictConfig, G, loss_fn, out: Path):
     """``(names, w_plus [B, num_ws, w_dim], noise or None)``: projected ``target`` images or generated ``seeds``."""
-    from facegen.generate import parse_seeds
-    from facegen.project import target_files
-
     if cfg.target is None:
         seeds = parse_seeds(cfg.seeds)
         return [f"seed{s:04d}" for s in seeds], seed_latents(G, seeds, cfg.truncation_psi), None
-    files = target_files(cfg.target)
+    files = list_images(cfg.target)
     targets = load_targets(files, G.img_resolution, G.img_channels).to(cfg.device)
     schedule = {k: v for k, v in OmegaConf.to_container(cfg.projection).items()
                 if k not in ("warm_start", "warm_steps", "optimize_noise", "target_optimize_noise", "latent_space")}

@@ -1,43 +1,30 @@
 """Project images into a StyleGAN2 latent space: ``python -m facegen.project ckpt_path=... target=img.png out=...``.
 
 ``target`` is an image or a folder of images, projected ``batch_size`` at a time with
-:func:`facegen.editing.projection.project` (NVlabs projector schedule, W or W+). Per image ``<name>``
+:func:`facegen.models.stylegan2.projection.project` (NVlabs projector schedule, W or W+). Per image ``<name>``
 it writes ``<out>/<name>.npz`` (``w_plus [1, num_ws, w_dim]``, ``w [1, w_dim]`` in W mode, noise maps)
 and ``<out>/<name>.png``; ``<out>/loss_curve.csv`` holds the image distance per step and image.
 """
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import hydra
 import torch
 from omegaconf import DictConfig
 
-from facegen.editing.projection import load_targets, make_projection_loss, project, save_projection
-from facegen.errors import DatasetLayoutError
-from facegen.models.stylegan2.checkpoints import load_generator
+from facegen.imaging import list_images
+from facegen.models.stylegan2.formats import load_generator
+from facegen.models.stylegan2.projection import (
+    load_targets,
+    make_projection_loss,
+    project,
+    save_projection,
+)
 from facegen.utils import atomic_write
 
 log = logging.getLogger("facegen.project")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".ppm", ".gif", ".tif", ".tiff", ".webp")
-
-
-def target_files(target: str | os.PathLike) -> list[Path]:
-    """``target`` itself, or the image files of the folder ``target`` (sorted, by suffix).
-
-    Raises:
-        DatasetLayoutError: the path does not exist or the folder holds no images.
-    """
-    target = Path(target)
-    if target.is_file():
-        return [target]
-    files = sorted(p for p in target.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if target.is_dir() else []
-    if not files:
-        raise DatasetLayoutError(f"target {target}: no image file or folder of images ({', '.join(IMAGE_SUFFIXES)})")
-    return files
-
 
 def run(cfg: DictConfig) -> dict[str, torch.Tensor]:
     """Project every target of ``cfg``; return ``{image name: loss curve [num_steps]}``."""
@@ -45,7 +32,7 @@ def run(cfg: DictConfig) -> dict[str, torch.Tensor]:
     G = G.to(cfg.device)
     loss_fn = make_projection_loss(cfg.loss.vgg16_path, cfg.loss.lpips_path, l1_weight=cfg.loss.l1_weight,
                                    l2_weight=cfg.loss.l2_weight, ms_ssim_weight=cfg.loss.ms_ssim_weight)
-    files = target_files(cfg.target)
+    files = list_images(cfg.target)
     curves: dict[str, torch.Tensor] = {}
     for start in range(0, len(files), cfg.batch_size):
         batch = files[start:start + cfg.batch_size]

@@ -14,7 +14,11 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
 import facegen.config  # noqa: F401  (registers the facegen_cache_dir resolver)
-from facegen.data.synthetic import make_render_settings, write_expression_videos, write_image_dataset
+from facegen.data.synthetic import (
+    make_render_settings,
+    write_expression_videos,
+    write_image_dataset,
+)
 from facegen.errors import FacegenError
 from facegen.morphable import ProceduralFaceModel
 

@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import lightning
 import torch
 
 
@@ -43,6 +44,4 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
 
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (and dataloader workers) through Lightning."""
-    import lightning
-
     lightning.seed_everything(seed, workers=True, verbose=False)

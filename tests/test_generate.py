@@ -14,7 +14,7 @@ import torch
 from facegen.callbacks.image_grid import images_to_grid
 from facegen.generate import GenerateConfigError, generate, parse_seeds
 from facegen.models.stylegan2 import Generator
-from facegen.models.stylegan2.checkpoints import save_rosinality
+from facegen.models.stylegan2.formats import save_rosinality
 
 torch.set_num_threads(1)
 REPO = Path(__file__).resolve().parents[1]

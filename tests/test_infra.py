@@ -10,7 +10,7 @@ from hydra import compose, initialize_config_dir
 from lightning.pytorch import Trainer
 
 from facegen.config.loggers import wandb_logger
-from facegen.logging import log_images, log_table, markdown_table
+from facegen.reporting import log_images, log_table, markdown_table
 from facegen.utils import atomic_torch_save, atomic_write
 
 CONF = Path(__file__).resolve().parents[1] / "conf"

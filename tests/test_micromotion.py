@@ -12,10 +12,10 @@ import numpy as np
 import torch
 from hydra import compose, initialize_config_dir
 
-from facegen.editing.micromotion import load_direction
+from facegen.editing.subspace import load_direction
 from facegen.micromotion import run
 from facegen.models.stylegan2 import Generator
-from facegen.models.stylegan2.checkpoints import load_generator, save_rosinality
+from facegen.models.stylegan2.formats import load_generator, save_rosinality
 
 torch.set_num_threads(1)
 REPO = Path(__file__).resolve().parents[1]

@@ -21,7 +21,12 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from facegen.data.images import ImageDataModule
-from facegen.data.synthetic import ExpressionClipDataset, FaceParamsDataset, image_grid, load_ground_truth
+from facegen.data.synthetic import (
+    ExpressionClipDataset,
+    FaceParamsDataset,
+    image_grid,
+    load_ground_truth,
+)
 from facegen.utils import atomic_write
 
 

@@ -40,14 +40,14 @@ fi
 # over the clips; mouth_stretch from clip 0.
 for space in w_plus w; do
   for s in ${CLIPS:-0 1 2 3 4 5 6 7}; do
-    python -m facegen.editing.micromotion.evaluate --generator "$GEN" --regressor "$REG" --expression smile \
+    python -m facegen.editing.subspace.evaluate --generator "$GEN" --regressor "$REG" --expression smile \
       --latent-space $space --clip-seed $s --out "runs/micromotion/face_world_eval_${TAG}_smile_${space}_clip$s" \
       > "$IN/micromotion_smile_${space}_clip$s.log" 2>&1
   done
   python experiments/micromotion/summarise_clips.py runs/micromotion/face_world_eval_${TAG}_smile_${space}_clip*/ \
     > "runs/micromotion/face_world_eval_${TAG}_smile_${space}.md"
 done
-python -m facegen.editing.micromotion.evaluate --generator "$GEN" --regressor "$REG" --expression mouth_stretch \
+python -m facegen.editing.subspace.evaluate --generator "$GEN" --regressor "$REG" --expression mouth_stretch \
   --out "runs/micromotion/face_world_eval_${TAG}_mouth_stretch_w_plus_clip0" > "$IN/micromotion_mouth_stretch.log" 2>&1
 fi
 if [[ " $PARTS " == *" stylerig "* ]]; then

@@ -12,7 +12,11 @@ from __future__ import annotations
 import json
 import sys
 
-from facegen.models.face_regressor import evaluate_face_regressor, load_face_regressor, load_synthetic_faces
+from facegen.models.face_regressor import (
+    evaluate_face_regressor,
+    load_face_regressor,
+    load_synthetic_faces,
+)
 
 
 def main(path: str, *folders: str) -> dict:

@@ -13,17 +13,22 @@ from __future__ import annotations
 import json
 import sys
 import time
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from facegen.augment import YALE_TEMPLATE_BOX, augment_dataset
-from facegen.augment.selection import fit_coverage_basis, invert_pool, latent_coverage, plot_coverage, select_subset
+from facegen.augment.selection import (
+    fit_coverage_basis,
+    invert_pool,
+    latent_coverage,
+    plot_coverage,
+    select_subset,
+)
 from facegen.data.images import ImageDataModule
 from facegen.errors import CheckpointError
-from facegen.models.stylegan2.checkpoints import generator_from_state_dict, load_generator
+from facegen.models.stylegan2.formats import generator_from_state_dict, load_generator
 
 torch.set_num_threads(1)
 ckpt, out = Path(sys.argv[1]), Path(sys.argv[2])

@@ -13,7 +13,7 @@ import argparse
 import numpy as np
 import torch
 
-from facegen.editing.micromotion import decode_direction
+from facegen.editing.subspace import decode_direction
 
 torch.set_num_threads(1)
 

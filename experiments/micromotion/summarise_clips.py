@@ -2,7 +2,7 @@
 
     python experiments/micromotion/summarise_clips.py runs/micromotion/face_world_eval_<tag>_smile_w_plus*
 
-Reads each folder's ``results.json`` (written by ``python -m facegen.editing.micromotion.evaluate``) and prints a
+Reads each folder's ``results.json`` (written by ``python -m facegen.editing.subspace.evaluate``) and prints a
 Markdown table: one row per source clip with the regressor's rise of the target expression on the clip and on its reconstructions
 (W+ or W, as evaluated: is the motion in the anchors at all?) and the transfer rho of each method at alpha 1, then the mean over clips
 (mean +- standard error over clips) per method and alpha.
@@ -21,7 +21,7 @@ def main(folders: list[str]) -> None:
     for folder in folders:
         path = Path(folder) / "results.json"
         if not path.is_file():
-            raise SystemExit(f"summarise_clips.py: {path} does not exist (run facegen.editing.micromotion.evaluate)")
+            raise SystemExit(f"summarise_clips.py: {path} does not exist (run facegen.editing.subspace.evaluate)")
         runs.append(json.loads(path.read_text()))
     keys = ("generator_sha1", "expression", "latent_space", "seeds", "alphas")
     for folder, run in zip(folders[1:], runs[1:]):                    # one table = one generator and protocol

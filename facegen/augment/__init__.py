@@ -1,20 +1,41 @@
 """Motion-transfer augmentation and latent sample selection (the macaque recipe, Igaue et al. 2025).
 
-- :mod:`facegen.augment.keypoints`: landmark files (CSV / JSON, named regions) and the mean template;
+- :mod:`facegen.data.keypoints`: landmark files (CSV / JSON, named regions) and the mean template;
 - :mod:`facegen.augment.driving`: driving motion from the procedural 3D face or a landmark-annotated video;
 - :mod:`facegen.augment.motion_transfer`: retargeting, thin-plate-spline warps, :func:`augment_dataset`;
 - :mod:`facegen.augment.selection`: W inversion of a pool, subset selection, latent coverage.
 
 ``python -m facegen.augment root=<images> out=<folder>`` runs :func:`augment_dataset` (conf/augment.yaml).
 """
-from facegen.augment.driving import EXPRESSION_ALIASES, DrivingMotion, faceworld_driving, video_driving
-from facegen.augment.keypoints import (
-    DEFAULT_TEMPLATE_BOX, MULTIPIE_68_REGIONS, YALE_TEMPLATE_BOX, KeypointFileError, Keypoints, load_keypoints,
-    mean_template,
+from facegen.augment.driving import (
+    EXPRESSION_ALIASES,
+    DrivingMotion,
+    faceworld_driving,
+    video_driving,
 )
-from facegen.augment.motion_transfer import AugmentResult, augment_dataset, retarget, tps_warp
+from facegen.augment.motion_transfer import (
+    AugmentResult,
+    augment_dataset,
+    retarget,
+    tps_warp,
+)
 from facegen.augment.selection import (
-    CoverageBasis, SelectionError, fit_coverage_basis, invert_pool, latent_coverage, plot_coverage, select_subset,
+    CoverageBasis,
+    SelectionError,
+    fit_coverage_basis,
+    invert_pool,
+    latent_coverage,
+    plot_coverage,
+    select_subset,
+)
+from facegen.data.keypoints import (
+    DEFAULT_TEMPLATE_BOX,
+    MULTIPIE_68_REGIONS,
+    YALE_TEMPLATE_BOX,
+    KeypointFileError,
+    Keypoints,
+    load_keypoints,
+    mean_template,
 )
 
 __all__ = [

@@ -14,8 +14,13 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
 import facegen.config  # noqa: F401  (registers the facegen_cache_dir resolver)
-from facegen.augment.keypoints import DEFAULT_TEMPLATE_BOX, YALE_TEMPLATE_BOX, Keypoints, default_regions
 from facegen.augment.motion_transfer import AugmentResult, augment_dataset
+from facegen.data.keypoints import (
+    DEFAULT_TEMPLATE_BOX,
+    YALE_TEMPLATE_BOX,
+    Keypoints,
+    default_regions,
+)
 from facegen.data.synthetic import write_image_dataset
 from facegen.errors import FacegenError
 

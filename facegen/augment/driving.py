@@ -20,7 +20,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from facegen.augment.keypoints import KeypointFileError, default_regions, load_keypoints
+from facegen.data.keypoints import KeypointFileError, default_regions, load_keypoints
+from facegen.morphable import FACESCAPE_EXPRESSIONS, ProceduralFaceModel
+from facegen.render import FaceRenderer, PerspectiveCamera
 
 EXPRESSION_ALIASES: dict[str, dict[str, float]] = {
     "blink": {"blink_L": 1.0, "blink_R": 1.0},
@@ -42,7 +44,7 @@ class DrivingMotion:
     Attributes:
         landmarks: ``[T, K, 2]`` float32 driving keypoints per frame, pixels of the driving source.
         neutral: ``[K, 2]`` the neutral (reference) frame.
-        regions: region name -> point indices (as :class:`facegen.augment.keypoints.Keypoints`).
+        regions: region name -> point indices (as :class:`facegen.data.keypoints.Keypoints`).
         labels: ``T`` frame labels (e.g. ``"smile@0.50"``).
         source: where the motion came from (for messages and reports).
     """
@@ -101,8 +103,6 @@ def expression_coefficients(model, name: str) -> torch.Tensor:
 
 def default_expressions(model=None) -> list[str]:
     """Every FaceScape preset except neutral, then the macaque aliases."""
-    from facegen.morphable import FACESCAPE_EXPRESSIONS
-
     return [n for n in FACESCAPE_EXPRESSIONS if n != "neutral"] + list(EXPRESSION_ALIASES)
 
 
@@ -130,9 +130,6 @@ def faceworld_driving(expressions: Sequence[str] | None, frames: int, seed: int 
     Raises:
         KeypointFileError: unknown expression names or ``frames < 1``.
     """
-    from facegen.morphable import ProceduralFaceModel
-    from facegen.render import FaceRenderer, PerspectiveCamera
-
     model = model or ProceduralFaceModel(seed=0)
     expressions = list(expressions) if expressions else default_expressions(model)
     if frames < 1:
@@ -200,7 +197,7 @@ def video_driving(landmarks_file: str | Path, *, neutral_frame: int = 0, stabili
     Args:
         landmarks_file: per-frame landmarks: ``.npz`` with ``landmarks [T, K, 2]`` (e.g. a
             :func:`facegen.data.synthetic.write_expression_videos` clip), ``.npy [T, K, 2]``, or a CSV/JSON
-            keypoints file (:func:`facegen.augment.keypoints.load_keypoints`) whose image names are the frames
+            keypoints file (:func:`facegen.data.keypoints.load_keypoints`) whose image names are the frames
             (ordered naturally: ``frame2`` before ``frame10``).
         neutral_frame: index of the neutral (reference) frame.
         stabilise: remove head motion: each frame is mapped onto the neutral frame by the similarity

@@ -4,7 +4,7 @@ Igaue et al. 2025 (arXiv 2511.16711) animate few, expression-poor macaque photos
 motion model driven by computer-graphics animations, and train StyleGAN2 on stills + frames. facegen does the
 keypoint-driven part of that explicitly, with no learned motion network:
 
-1. keypoints of each still (:mod:`facegen.augment.keypoints`: a landmarks file, or the mean template);
+1. keypoints of each still (:mod:`facegen.data.keypoints`: a landmarks file, or the mean template);
 2. driving displacements from a neutral frame (:mod:`facegen.augment.driving`: the procedural 3D face
    animated through named expressions, or a landmark-annotated video);
 3. :func:`retarget`: the displacements are carried into the still's frame by the similarity transform
@@ -32,11 +32,22 @@ import torch
 from kornia.geometry.transform import get_tps_transform, warp_image_tps
 from PIL import Image
 
-from facegen.augment.driving import DrivingMotion, faceworld_driving, similarity_fit, video_driving
-from facegen.augment.keypoints import (
-    DEFAULT_TEMPLATE_BOX, KeypointFileError, Keypoints, default_regions, load_keypoints, mean_template,
+from facegen.augment.driving import (
+    DrivingMotion,
+    faceworld_driving,
+    similarity_fit,
+    video_driving,
 )
 from facegen.data.images import IMAGE_EXTENSIONS, ImageDataModule, ImageSource
+from facegen.data.keypoints import (
+    DEFAULT_TEMPLATE_BOX,
+    KeypointFileError,
+    Keypoints,
+    default_regions,
+    load_keypoints,
+    mean_template,
+)
+from facegen.data.synthetic import image_grid
 from facegen.errors import DatasetLayoutError, FacegenError
 from facegen.utils import atomic_write
 
@@ -488,7 +499,6 @@ def augment_dataset(root: str | Path, out: str | Path, *, resolution: int, chann
     regions = keypoints.regions if keypoints.num_points == k else default_regions(k)
     Keypoints(landmarks_out, regions, k, source=str(out / "landmarks.json"),
               image_size=(resolution, resolution)).save_json(out / "landmarks.json")
-    from facegen.data.synthetic import image_grid
 
     columns = frames_per_still + 1
     if preview_rows:

@@ -4,7 +4,7 @@ Igaue et al. 2025 (arXiv 2511.16711) select the second-round training set by the
 a first-round StyleGAN2, so that the set is varied and uniform rather than dominated by near-duplicate
 frames. Here:
 
-- :func:`invert_pool`: batched W projection (:func:`facegen.editing.projection.project`, ``latent_space="w"``)
+- :func:`invert_pool`: batched W projection (:func:`facegen.models.stylegan2.projection.project`, ``latent_space="w"``)
   or an encoder, ``[N, C, H, W] -> [N, w_dim]``;
 - :func:`select_subset`: ``k`` indices by k-means (nearest sample per centre), farthest-point sampling or
   inverse-density sampling;
@@ -21,8 +21,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from matplotlib.figure import Figure
+from scipy.spatial import cKDTree
 
 from facegen.errors import FacegenError
+from facegen.models.stylegan2.projection import ProjectionInputError, project
 from facegen.utils import atomic_write
 
 log = logging.getLogger(__name__)
@@ -50,7 +53,7 @@ def invert_pool(G, images: torch.Tensor, *, batch_size: int = 16, num_steps: int
     """W latents of a pool of images under a (first-round) generator.
 
     Args:
-        G: StyleGAN2 generator (facegen's or NVlabs-compatible), see :func:`facegen.editing.projection.project`.
+        G: StyleGAN2 generator (facegen's or NVlabs-compatible), see :func:`facegen.models.stylegan2.projection.project`.
         images: ``[N, C, H, W]`` float in [-1, 1] at the generator's resolution and channels (on any device;
             moved batch by batch to the generator's device).
         batch_size: targets projected at once (each has its own latent and noise maps).
@@ -66,8 +69,6 @@ def invert_pool(G, images: torch.Tensor, *, batch_size: int = 16, num_steps: int
     Raises:
         facegen.errors.ProjectionInputError: images of the wrong shape or range (from :func:`project`).
     """
-    from facegen.editing.projection import ProjectionInputError, project
-
     if images.ndim != 4 or len(images) == 0:
         raise ProjectionInputError(f"invert_pool: images have shape {list(images.shape)}; expected [N >= 1, C, H, W]")
     out = []
@@ -164,8 +165,6 @@ def _farthest_point(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarr
 
 def knn_radius(x: np.ndarray, neighbours: int) -> np.ndarray:
     """Distance ``[N]`` of each sample to its ``neighbours``-th nearest other sample (scipy cKDTree)."""
-    from scipy.spatial import cKDTree
-
     n = min(neighbours, len(x) - 1)
     if n < 1:
         return np.ones(len(x))
@@ -314,11 +313,6 @@ def plot_coverage(latents, selected_indices, path: str | Path, *, basis: Coverag
     Raises:
         SelectionError: bad latents or indices outside the pool.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     x = _check_latents(latents)
     idx = np.asarray(selected_indices, np.int64).reshape(-1)
     if idx.size and (idx.min() < 0 or idx.max() >= len(x)):
@@ -326,7 +320,8 @@ def plot_coverage(latents, selected_indices, path: str | Path, *, basis: Coverag
     basis = basis if isinstance(basis, CoverageBasis) else fit_coverage_basis(x if basis is None else basis)
     xy = basis.project(x)
     before, after = latent_coverage(x, basis, grid), latent_coverage(x[idx], basis, grid) if idx.size else None
-    fig, ax = plt.subplots(figsize=(5.5, 5.5), dpi=100)
+    fig = Figure(figsize=(5.5, 5.5), dpi=100)  # no pyplot: no global figure state, no GUI backend
+    ax = fig.subplots()
     for t in np.linspace(0, 1, grid + 1):
         ax.axvline(basis.lo[0] + t * (basis.hi[0] - basis.lo[0]), color="0.85", lw=0.6, zorder=0)
         ax.axhline(basis.lo[1] + t * (basis.hi[1] - basis.lo[1]), color="0.85", lw=0.6, zorder=0)
@@ -346,6 +341,5 @@ def plot_coverage(latents, selected_indices, path: str | Path, *, basis: Coverag
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
-    plt.close(fig)
     atomic_write(path, buffer.getvalue())
     return Path(path)

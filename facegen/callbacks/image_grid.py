@@ -2,7 +2,7 @@
 
 Every ``every_kimg`` thousand images (and at the start of fitting) the generator (``G_ema`` by default)
 renders the same latents; the grid is written to ``<run_dir>/pictures/<key>/<step>_0.png`` and sent to the
-loggers through :func:`facegen.logging.log_images`.
+loggers through :func:`facegen.reporting.log_images`.
 """
 from __future__ import annotations
 
@@ -13,20 +13,8 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
 from facegen.callbacks.ema import batch_size_of
-from facegen.logging import log_images
-
-
-def images_to_grid(images: torch.Tensor, cols: int) -> np.ndarray:
-    """``[N, C, H, W]`` in [-1, 1] (C = 1 or 3) -> uint8 grid ``[rows*H, cols*W, 3]`` (or ``[.., ..]`` for C = 1)."""
-    n, c, h, w = images.shape
-    rows = -(-n // cols)
-    pixels = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    grid = torch.zeros(rows * h, cols * w, c, dtype=torch.uint8)
-    for i, image in enumerate(pixels):
-        r, k = divmod(i, cols)
-        grid[r * h:(r + 1) * h, k * w:(k + 1) * w] = image.permute(1, 2, 0)
-    grid = grid.numpy()
-    return grid[..., 0] if c == 1 else grid
+from facegen.imaging import images_to_grid
+from facegen.reporting import log_images
 
 
 class ImageGrid(Callback):

@@ -12,9 +12,9 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
 from facegen.geometry import save_obj
-from facegen.logging import log_images, log_mesh, run_dir
 from facegen.metrics.mesh import draw_triplets, per_vertex_error
 from facegen.render import render_heatmap, render_shaded
+from facegen.reporting import log_images, log_mesh, run_dir
 
 
 def _row(images: list[np.ndarray]) -> np.ndarray:
@@ -25,7 +25,7 @@ def _row(images: list[np.ndarray]) -> np.ndarray:
 class MeshPictures(Callback):
     """Each ``every_n_epochs`` validation epoch, render fixed val samples and log them.
 
-    Logged keys (PNG files under ``<run_dir>/pictures/<key>/`` through :func:`facegen.logging.log_images`):
+    Logged keys (PNG files under ``<run_dir>/pictures/<key>/`` through :func:`facegen.reporting.log_images`):
     - ``val/reconstruction``: one row per sample: input | reconstruction | per-vertex error (mm) heat map;
     - ``val/transfer``: one row per triplet ``(c, c', s)``: neutral target ``x_{c,neutral}`` | style
       source ``x_{c',s}`` | output ``Dec(E_c(x_{c,neutral}), E_s(x_{c',s}))`` | ground truth ``x_{c,s}``

@@ -21,7 +21,6 @@ temporary name and moved into place with ``os.replace``, so it is either complet
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
@@ -37,86 +36,15 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from facegen.data.mesh_sources import SPLITS, allocate_in_memory, get_source
-from facegen.errors import DatasetLayoutError, MeshFormatError
+from facegen.data.collection import SPLITS, MeshCollection
+from facegen.data.mesh_sources import allocate_in_memory, get_source
+from facegen.errors import DatasetLayoutError
+from facegen.geometry import build_mesh_hierarchy
 
 log = logging.getLogger(__name__)
 
 CACHE_VERSION = 1
 _ARRAYS = ("vertices", "identity", "expression", "split", "faces", "template", "mean", "std")
-
-
-@dataclasses.dataclass
-class MeshCollection:
-    """Registered face meshes with labels, all in millimetres.
-
-    Attributes:
-        vertices: ``[N, V, 3] float32`` mm (an ``np.memmap`` when read from the cache).
-        identity: ``[N] int64`` index into ``identity_names``.
-        expression: ``[N] int64`` index into ``expression_names``.
-        identity_names: subject names.
-        expression_names: expression (style) labels, index 0 = ``"neutral"``.
-        faces: ``[F, 3] int64`` triangles shared by all meshes.
-        template: ``[V, 3] float32`` mm: the source's neutral/mean template mesh.
-        split: ``[N]`` ``"train"`` / ``"val"`` / ``"test"``.
-    """
-
-    vertices: np.ndarray
-    identity: np.ndarray
-    expression: np.ndarray
-    identity_names: list[str]
-    expression_names: list[str]
-    faces: np.ndarray
-    template: np.ndarray
-    split: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.identity)
-
-    def indices(self, split: str) -> np.ndarray:
-        """``[n] int64`` rows of the samples in ``split`` (ascending)."""
-        return np.flatnonzero(self.split == split)
-
-    def subset(self, indices: np.ndarray) -> MeshCollection:
-        """The rows ``indices`` as a new collection with in-memory arrays (names, faces, template shared)."""
-        indices = np.asarray(indices, dtype=np.int64)
-        return dataclasses.replace(
-            self,
-            vertices=np.asarray(self.vertices[indices], dtype=np.float32),
-            identity=self.identity[indices],
-            expression=self.expression[indices],
-            split=self.split[indices],
-        )
-
-    def validate(self, where: str) -> None:
-        """Check shapes and label ranges.
-
-        Raises:
-            MeshFormatError: naming ``where`` and the offending array.
-        """
-        n, v = len(self.identity), self.template.shape[0]
-        expected = {
-            "vertices": (self.vertices.shape, (n, v, 3)),
-            "expression": (self.expression.shape, (n,)),
-            "split": (self.split.shape, (n,)),
-            "template": (self.template.shape, (v, 3)),
-        }
-        for name, (shape, want) in expected.items():
-            if tuple(shape) != want:
-                raise MeshFormatError(f"{where}: {name} has shape {tuple(shape)}, expected {want}")
-        if self.faces.ndim != 2 or self.faces.shape[1] != 3 or (self.faces.size and self.faces.max() >= v):
-            raise MeshFormatError(f"{where}: faces {self.faces.shape} must be [F, 3] indices into {v} vertices")
-        if not self.expression_names or self.expression_names[0] != "neutral":
-            raise MeshFormatError(f"{where}: expression_names[0] must be 'neutral', got {self.expression_names[:1]}")
-        for name, labels, names in (
-            ("identity", self.identity, self.identity_names),
-            ("expression", self.expression, self.expression_names),
-        ):
-            if n and (labels.min() < 0 or labels.max() >= len(names)):
-                raise MeshFormatError(f"{where}: {name} labels outside [0, {len(names)})")
-        unknown = set(np.unique(self.split)) - set(SPLITS)
-        if unknown:
-            raise MeshFormatError(f"{where}: split values {sorted(unknown)}, expected {list(SPLITS)}")
 
 
 class MeshDataset(Dataset):
@@ -432,8 +360,6 @@ class MeshDataModule(L.LightningDataModule):
     @cached_property
     def hierarchy(self):
         """:class:`facegen.geometry.MeshHierarchy` of the template (CoMA down/up transforms, spirals)."""
-        from facegen.geometry import build_mesh_hierarchy
-
         return build_mesh_hierarchy(self.template, self.faces, cache_dir=self.hierarchy_cache_dir)
 
     def normalise_vertices(self, x):

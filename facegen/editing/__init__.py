@@ -1,14 +1,3 @@
-"""Latent-space editing of StyleGAN2 generators: projection (GAN inversion) of images into W / W+."""
-from facegen.editing.projection import (
-    LPIPSLoss,
-    PixelMSSSIMLoss,
-    ProjectionInputError,
-    ProjectionResult,
-    load_targets,
-    make_projection_loss,
-    project,
-    save_projection,
-)
-
-__all__ = ["LPIPSLoss", "PixelMSSSIMLoss", "ProjectionInputError", "ProjectionResult", "load_targets",
-           "make_projection_loss", "project", "save_projection"]
+"""Latent-space editing of StyleGAN2 generators: StyleSpace channels (:mod:`facegen.editing.stylespace`) and
+micromotion subspaces (:mod:`facegen.editing.subspace`). Projection (GAN inversion) is a service of the
+generator itself: :mod:`facegen.models.stylegan2.projection`."""

@@ -27,11 +27,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from facegen.errors import StyleGANInputError
+from facegen.imaging import images_to_grid, write_png
+from facegen.models.stylegan2.region import box_mask, region_boxes
 from facegen.utils import atomic_write
 
 
@@ -92,8 +93,6 @@ def gradient_maps(G, styles: Sequence[Tensor], layer: int, std: Tensor, step: fl
 def region_masks(landmarks, regions: Sequence[str], resolution: int, margin: float = 0.25) -> dict[str, Tensor]:
     """Region name -> ``[resolution, resolution]`` box mask from landmarks (the boxes of
     :func:`facegen.models.stylegan2.region.region_boxes`: Keypoints, a landmarks file or an array)."""
-    from facegen.models.stylegan2.region import box_mask, region_boxes
-
     boxes = region_boxes(landmarks, regions, resolution, margin=margin)
     return {name: box_mask(box, resolution) for name, box in boxes.items()}
 
@@ -193,20 +192,6 @@ def mixing_response(G, ws_target: Tensor, ws_source: Tensor, layer_ranges: Mappi
     return rows
 
 
-def _to_grid(images: Tensor, cols: int) -> np.ndarray:
-    from facegen.callbacks.image_grid import images_to_grid
-
-    return images_to_grid(images, cols)
-
-
-def _write_png(path: Path, grid: np.ndarray) -> Path:
-    import imageio.v3 as iio
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, iio.imwrite("<bytes>", grid, extension=".png"))
-    return path
-
-
 @torch.no_grad()
 def edit_grid(G, ws: Tensor, edits: Sequence[Mapping], alphas: Sequence[float], path: str | Path) -> Path:
     """PNG with one row per (edit, sample) and one column per ``alpha``: ``s_c += alpha * std``.
@@ -223,7 +208,7 @@ def edit_grid(G, ws: Tensor, edits: Sequence[Mapping], alphas: Sequence[float], 
                 edited = edit_styles(s_n, int(edit["layer_index"]), int(edit["channel"]), float(alpha),
                                      float(edit["std"]))
                 rows.append(G.synthesis.forward_s(edited, noise_mode="const"))
-    return _write_png(Path(path), _to_grid(torch.cat(rows), len(alphas)))
+    return write_png(path, images_to_grid(torch.cat(rows), len(alphas)))
 
 
 @torch.no_grad()
@@ -235,7 +220,7 @@ def mixing_grid(G, ws_target: Tensor, ws_source: Tensor, layer_ranges: Mapping[s
     columns = [target, source] + [G.synthesis(mix_layers(ws_target, ws_source, layers), noise_mode="const")
                                   for layers in layer_ranges.values()]
     images = torch.stack(columns, dim=1).flatten(0, 1)  # [N * cols, C, H, W]
-    return _write_png(Path(path), _to_grid(images, len(columns)))
+    return write_png(path, images_to_grid(images, len(columns)))
 
 
 def save_directions(path: str | Path, scores: ChannelScores, k: int = 5) -> Path:

@@ -1,5 +1,8 @@
 """Mesh geometry: file I/O, edges, SpiralNet++ spirals, CoMA hierarchies, Laplacian, deformation transfer."""
-from facegen.geometry.deformation_transfer import DeformationTransfer, deformation_transfer
+from facegen.geometry.deformation_transfer import (
+    DeformationTransfer,
+    deformation_transfer,
+)
 from facegen.geometry.hierarchy import MeshHierarchy, build_mesh_hierarchy
 from facegen.geometry.io import Mesh, load_mesh, save_obj, unique_edges
 from facegen.geometry.laplacian import uniform_laplacian_smoothing

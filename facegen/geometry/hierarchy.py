@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import trimesh
 from scipy.spatial import cKDTree
 
 from facegen.errors import MeshFormatError
@@ -138,7 +139,7 @@ def decimate(vertices: np.ndarray, faces: np.ndarray, num_vertices: int):
     Raises:
         RuntimeError: pymeshlab moved a vertex (the output is not a vertex subset).
     """
-    import pymeshlab
+    import pymeshlab  # optional at run time: heavy (Qt libraries), only the decimation needs it
 
     target_faces = max(1, math.ceil(len(faces) * num_vertices / len(vertices)))
     best = None
@@ -166,8 +167,6 @@ def decimate(vertices: np.ndarray, faces: np.ndarray, num_vertices: int):
 
 def _barycentric_up_weights(fine_vertices, coarse_vertices, coarse_faces, kept_index):
     """Per fine vertex: 3 coarse vertex indices and barycentric weights of its closest surface point."""
-    import trimesh
-
     triangle, closest = closest_surface_points(fine_vertices, coarse_vertices, coarse_faces)
     cols = coarse_faces[triangle]
     weights = trimesh.triangles.points_to_barycentric(coarse_vertices[cols], closest)
@@ -197,8 +196,6 @@ def closest_surface_points(points: np.ndarray, vertices: np.ndarray, faces: np.n
     Returns:
         ``(triangle [P] int64, closest [P, 3] float64)``.
     """
-    import trimesh
-
     corners = vertices[faces]
     centroids = corners.mean(axis=1)
     radii = np.linalg.norm(corners - centroids[:, None], axis=2).max(axis=1)

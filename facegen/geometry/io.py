@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+import trimesh
 
 from facegen.errors import MeshFormatError
 
@@ -191,8 +192,6 @@ def _parse_vertex_lines(path: Path, vertex_lines: list[bytes]) -> np.ndarray:
 
 
 def _read_with_trimesh(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    import trimesh
-
     try:
         mesh = trimesh.load(path, process=False, force="mesh")
     except Exception as err:  # trimesh raises many types for corrupt files

@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
+from facegen.checkpoints import load
 from facegen.errors import MissingWeightsError
 
 
@@ -103,6 +104,7 @@ class FidKid(nn.Module):
                     f"InceptionV3 weights for FID/KID not found at {path}; set metrics.inception_weights_path "
                     "to a local copy of torch-fidelity's weights-inception-2015-12-05-6726825d.pth or to null."
                 )
+            load(path)  # the one loading policy refuses a weights file that would run code, before torchmetrics reads it
             self.uses_inception = True
             self.fid = FrechetInceptionDistance(feature=2048, feature_extractor_weights_path=str(path))
             self.kid = KernelInceptionDistance(feature=2048, feature_extractor_weights_path=str(path),

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from facegen.checkpoints import load
 from facegen.errors import CheckpointError, MissingWeightsError
 
 # torchvision.models.vgg16().features: (out_channels or "M" for max-pool), in torchvision's index order.
@@ -52,7 +53,7 @@ def _load_state(path: str | os.PathLike, what: str) -> dict[str, Tensor]:
     path = Path(path)
     if not path.is_file():
         raise MissingWeightsError(f"{what} weights not found at {path}; set the path in config to a local copy.")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load(path)
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: expected a state dict (dict of tensors), got {type(state).__name__}")
     return state

@@ -36,6 +36,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from facegen.checkpoints import load
+from facegen.data.images import decode_image
+from facegen.data.synthetic import load_ground_truth
 from facegen.errors import CheckpointError, DatasetLayoutError
 from facegen.utils import atomic_torch_save
 
@@ -243,9 +246,6 @@ def load_synthetic_faces(folder: str | Path, resolution: int | None = None, chan
     Raises:
         DatasetLayoutError: ``faces.zip`` or ``params.npz`` missing or inconsistent.
     """
-    from facegen.data.images import decode_image
-    from facegen.data.synthetic import load_ground_truth
-
     folder = Path(folder)
     table = load_ground_truth(folder)
     res = int(resolution or table["resolution"])
@@ -342,10 +342,7 @@ def load_face_regressor(path: str | Path, map_location: str | torch.device = "cp
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"face regressor file {path} not found")
-    try:
-        blob = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:  # pickle/zip errors of many types
-        raise CheckpointError(f"face regressor file {path} is unreadable: {error}") from error
+    blob = load(path, map_location=map_location)
     if not isinstance(blob, dict) or blob.get("format") != FORMAT or not {"config", "state_dict"} <= set(blob):
         raise CheckpointError(f"{path} is not a face regressor file (expected a dict with format {FORMAT!r}, "
                               f"config and state_dict)")

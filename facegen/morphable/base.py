@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
+from matplotlib.path import Path as PolygonPath
 
 from facegen.errors import ModelLayoutError
 
@@ -261,8 +262,6 @@ def regions_from_landmarks(vertices, landmark_indices, candidates=None, scale: f
         name -> int64 vertex ids for face, eye_left, eye_right, eyes, brows, nose, mouth, lips, jaw, cheeks
         (``_left`` = subject's left, x > 0).
     """
-    from matplotlib.path import Path as PolygonPath
-
     vertices = np.asarray(vertices, dtype=np.float64)
     lm = vertices[np.asarray(landmark_indices)]
     everything = np.arange(len(vertices)) if candidates is None else np.asarray(candidates, dtype=np.int64)

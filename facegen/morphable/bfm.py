@@ -21,6 +21,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import scipy.io
 
 from facegen.errors import DatasetLayoutError
 from facegen.morphable.base import ModelLayoutError, MorphableModel
@@ -46,8 +47,6 @@ def _check_extent(mean: np.ndarray, path: Path, scale: float) -> None:
 
 
 def _load_mat(path: Path, unit_scale: float | None) -> MorphableModel:
-    import scipy.io
-
     try:
         data = scipy.io.loadmat(path)
     except (ValueError, NotImplementedError, OSError) as error:
@@ -69,7 +68,7 @@ def _load_mat(path: Path, unit_scale: float | None) -> MorphableModel:
 
 
 def _load_h5(path: Path, unit_scale: float | None) -> MorphableModel:
-    import h5py
+    import h5py  # optional at run time: only BFM .h5 files need it
 
     def pca(f, group: str) -> tuple[np.ndarray, np.ndarray]:
         try:

@@ -5,30 +5,23 @@ Only the linear part is used: ``v_template`` [5023, 3] and ``shapedirs`` [5023, 
 shapes, joints and skinning (``posedirs``, ``J_regressor``, ``weights``, ``kintree_table``) are
 ignored, so jaw, neck and eyeball rotations are not modelled. Units: metres in the file, mm here.
 
-The official ``generic_model.pkl`` stores chumpy ``Ch`` arrays. It is read with a restricted
-unpickler that maps every ``chumpy.*`` class to :class:`_ChumpyArray` (keeping the array in its
-state key ``x``), allows only numpy/scipy array reconstruction, and refuses every other global, so
-no code from the file runs and chumpy need not be installed.
+The official ``generic_model.pkl`` stores chumpy ``Ch`` arrays. It is read with facegen's restricted
+unpickler (:func:`facegen.checkpoints.load_foreign`) with every ``chumpy.*`` class standing in as
+:class:`_ChumpyArray` (keeping the array in its state key ``x``); every global outside the allow-list is
+refused, so no code from the file runs and chumpy need not be installed.
 """
 from __future__ import annotations
 
 import os
-import pickle
 from pathlib import Path
 
 import numpy as np
 
-from facegen.errors import DatasetLayoutError
+from facegen.checkpoints import load_foreign
+from facegen.errors import CheckpointError, DatasetLayoutError
 from facegen.morphable.base import ModelLayoutError, MorphableModel, substitute_albedo
 
 M_TO_MM = 1000.0
-_ALLOWED = {
-    ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
-    ("numpy._core.multiarray", "scalar"), ("copy_reg", "_reconstructor"), ("copyreg", "_reconstructor"),
-    ("__builtin__", "object"), ("builtins", "object"), ("_codecs", "encode"), ("__builtin__", "set"),
-    ("builtins", "set"), ("__builtin__", "frozenset"), ("builtins", "frozenset"),
-}
 
 
 class _ChumpyArray:
@@ -46,17 +39,6 @@ class _SparseHolder(_ChumpyArray):
     """Stand-in for ``scipy.sparse`` matrices (``J_regressor``), which facegen does not use."""
 
 
-class _RestrictedUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str):
-        if module == "chumpy" or module.startswith("chumpy."):
-            return _ChumpyArray
-        if module.startswith("scipy.sparse"):
-            return _SparseHolder
-        if (module, name) in _ALLOWED:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"global {module}.{name} is not allowed in a FLAME model file")
-
-
 def _array(value, path: Path, key: str) -> np.ndarray:
     if isinstance(value, _ChumpyArray):
         value = value.array
@@ -70,11 +52,11 @@ def _read(path: Path) -> dict:
     if path.suffix == ".npz":
         with np.load(path, allow_pickle=False) as data:
             return dict(data)
-    with open(path, "rb") as f:
-        try:
-            data = _RestrictedUnpickler(f, encoding="latin1").load()
-        except (pickle.UnpicklingError, EOFError, AttributeError, ValueError, TypeError) as error:
-            raise ModelLayoutError(f"{path}: not a readable FLAME pickle ({error})") from error
+    try:
+        data = load_foreign(path, stand_ins={"chumpy": _ChumpyArray, "scipy.sparse": _SparseHolder},
+                            encoding="latin1")
+    except CheckpointError as error:
+        raise ModelLayoutError(f"not a readable FLAME pickle: {error}") from error
     if not isinstance(data, dict):
         raise ModelLayoutError(f"{path}: a FLAME pickle holds a dict, found {type(data).__name__}")
     return data

@@ -19,7 +19,11 @@ import numpy as np
 
 from facegen.errors import DatasetLayoutError
 from facegen.geometry import load_mesh
-from facegen.morphable.base import MorphableModel, regions_from_landmarks, substitute_albedo
+from facegen.morphable.base import (
+    MorphableModel,
+    regions_from_landmarks,
+    substitute_albedo,
+)
 from facegen.utils import atomic_write
 
 ICT_VERTICES = 26719

@@ -26,7 +26,14 @@ import torch
 from facegen.morphable.base import MorphableModel
 from facegen.morphable.params import euler_to_matrix
 from facegen.morphable.procedural_template import (
-    ALBEDO_NAMES, FaceShape, Template, albedo_model, brow_curve, build_template, identity_basis, smoothstep,
+    ALBEDO_NAMES,
+    FaceShape,
+    Template,
+    albedo_model,
+    brow_curve,
+    build_template,
+    identity_basis,
+    smoothstep,
 )
 
 EXPRESSION_NAMES = (

@@ -35,12 +35,36 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import imageio.v3 as iio
 import numpy as np
 import torch
 from lightning.pytorch import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from facegen.augment.motion_transfer import augment_dataset
+from facegen.augment.selection import (
+    fit_coverage_basis,
+    invert_pool,
+    latent_coverage,
+    plot_coverage,
+    select_subset,
+)
+from facegen.callbacks.image_grid import images_to_grid
+from facegen.checkpoints import load
+from facegen.data.images import ImageDataModule
+from facegen.data.keypoints import Keypoints, load_keypoints
+from facegen.editing import stylespace as ss
+from facegen.editing.stylespace import region_masks
 from facegen.errors import DatasetLayoutError
+from facegen.metrics.fid import FidKid
+from facegen.models.stylegan2.formats import load_generator
+from facegen.recipes.expression import (
+    expression_diversity,
+    fit_landmark_regressor,
+    predict_landmarks,
+)
+from facegen.reporting import write_table
+from facegen.runner import train
 from facegen.utils import atomic_write
 
 log = logging.getLogger("facegen.recipes.macaque")
@@ -67,8 +91,6 @@ class StopAtKimg(Callback):
 
 def load_G(ckpt: Path):
     """``G_ema`` (eval, frozen) of a recipe stage's checkpoint (``load_generator``, restricted unpickling)."""
-    from facegen.models.stylegan2.checkpoints import load_generator
-
     return load_generator(ckpt)[0].eval().requires_grad_(False)
 
 
@@ -84,8 +106,6 @@ def _mark_done(folder: Path, **info: Any) -> dict:
 
 def load_images(root: Path, resolution: int, channels: int) -> tuple[torch.Tensor, list[str]]:
     """All images of a folder or zip as ``[N, C, R, R]`` in [-1, 1] with their names (ImageDataModule decoding)."""
-    from facegen.data.images import ImageDataModule
-
     dm = ImageDataModule(root, resolution=resolution, channels=channels)
     dm.setup("fit")
     data = dm.train_set
@@ -118,7 +138,7 @@ class MacaqueRecipe:
         augment: keyword arguments of ``augment_dataset`` (``frames_per_still``, ``landmarks``, ``driving``,
             ``expressions``, ``template_box``, ...; ``None`` values are left at its defaults).
         projection: ``num_steps``, ``batch_size`` of ``invert_pool``; ``region_weight`` > 0 projects with
-            :func:`facegen.editing.projection.project` and the region-weighted term on ``stage2.regions``.
+            :func:`facegen.models.stylegan2.projection.project` and the region-weighted term on ``stage2.regions``.
         selection: ``fraction`` of the pool or ``size``; ``method`` (kmeans | fps | inverse_density).
         stage2: model overrides of the final stage (``region_weight``, ``regions``, ``region_crop``).
         stylespace: ``regions``, ``num_samples``, ``top_k``, ``alphas``, ``layer_ranges`` (label -> W+ indices).
@@ -176,8 +196,6 @@ class MacaqueRecipe:
     def train_stage(self, cfg: DictConfig, stage: str, data_root: Path, region: bool = False) -> dict:
         """Train StyleGAN2 on ``data_root`` for ``kimg`` into ``out/stage`` (``facegen.train.train`` with
         ``paths.output_dir``, ``data.root`` and, for the region stage, ``stage2`` model keys replaced)."""
-        from facegen.train import train
-
         folder = self.out / stage
         if (done := _done(folder)) is not None:
             log.info("%s: done (%s), skipped", stage, folder)
@@ -205,13 +223,11 @@ class MacaqueRecipe:
         train(stage_cfg)
         if not last.is_file():
             raise DatasetLayoutError(f"{stage}: training wrote no {last}")
-        nimg = torch.load(last, map_location="cpu", weights_only=False).get("stylegan2_state", {}).get("cur_nimg")
+        nimg = load(last).get("stylegan2_state", {}).get("cur_nimg")
         return _mark_done(folder, checkpoint=str(last), data=str(data_root), cur_nimg=nimg, region=region,
                           seconds=round(time.perf_counter() - start, 1))
 
     def augment_stage(self, root: Path) -> dict:
-        from facegen.augment.motion_transfer import augment_dataset
-
         folder = self.out / "augment"
         if (done := _done(folder)) is not None:
             return {**done, "skipped": True}
@@ -225,8 +241,6 @@ class MacaqueRecipe:
         return load_G(self.out / "stage1_originals" / "checkpoints" / "last.ckpt")
 
     def _mean_landmarks_mask(self, landmarks_path: Path, regions) -> dict[str, torch.Tensor]:
-        from facegen.editing.stylespace import region_masks
-
         return region_masks(landmarks_path, list(regions), self.resolution)
 
     def projection_stage(self, pool_zip: Path) -> dict:
@@ -238,11 +252,10 @@ class MacaqueRecipe:
         steps, batch = int(self.projection.get("num_steps", 100)), int(self.projection.get("batch_size", 16))
         region_weight = float(self.projection.get("region_weight", 0.0))
         extra = {}
-        if region_weight > 0:  # the region-weighted projection term of facegen.editing.projection.project
+        if region_weight > 0:  # the region-weighted projection term of facegen.models.stylegan2.projection.project
             masks = self._mean_landmarks_mask(self.out / "augment" / "landmarks.json",
                                               self.stage2.get("regions", ["eyes"]))
             extra = {"region_mask": torch.stack(list(masks.values())).amax(0), "region_weight": region_weight}
-        from facegen.augment.selection import invert_pool
 
         latents = invert_pool(G, images, batch_size=batch, num_steps=steps, seed=self.seed,
                               w_avg_samples=int(self.projection.get("w_avg_samples", 2000)), **extra)
@@ -255,9 +268,6 @@ class MacaqueRecipe:
                           region_weight=region_weight)
 
     def selection_stage(self, pool_zip: Path) -> dict:
-        from facegen.augment.keypoints import Keypoints, load_keypoints
-        from facegen.augment.selection import fit_coverage_basis, plot_coverage, select_subset
-
         folder = self.out / "selection"
         if (done := _done(folder)) is not None:
             return {**done, "skipped": True}
@@ -284,9 +294,6 @@ class MacaqueRecipe:
                           n_pool=len(names), coverage=coverage)
 
     def stylespace_stage(self) -> dict:
-        from facegen.editing import stylespace as ss
-        from facegen.logging import write_table
-
         folder = self.out / "stylespace"
         if (done := _done(folder)) is not None:
             return {**done, "skipped": True}
@@ -324,8 +331,6 @@ class MacaqueRecipe:
 def coverage_rows(latents: np.ndarray, names: list[str], selected: np.ndarray) -> dict[str, dict]:
     """Latent coverage (``facegen.augment.selection.latent_coverage``) of the originals, the pool and the
     selection, all in the pool's PCA basis so that the numbers compare."""
-    from facegen.augment.selection import fit_coverage_basis, latent_coverage
-
     originals = np.array([i for i, n in enumerate(names) if not FRAME.search(n)], dtype=np.int64)
     sets = {"originals": originals, "augmented": np.arange(len(names)), "selected": np.asarray(selected)}
     basis = fit_coverage_basis(latents)
@@ -354,14 +359,6 @@ def evaluate_recipe(out_dir: str | Path, **overrides: Any) -> list[dict]:
     the same diversity for the real originals and the augmented pool. Writes ``metrics/ablation.{csv,md}``
     and ``pictures/samples_<stage>.png``; returns the rows.
     """
-    import imageio.v3 as iio
-
-    from facegen.augment.keypoints import load_keypoints
-    from facegen.callbacks.image_grid import images_to_grid
-    from facegen.logging import write_table
-    from facegen.metrics.fid import FidKid
-    from facegen.recipes.expression import expression_diversity, fit_landmark_regressor, predict_landmarks
-
     out = Path(out_dir)
     recipe = OmegaConf.load(out / "recipe.yaml") if (out / "recipe.yaml").is_file() else None
     if recipe is None or not (out / "stage1_originals" / "done.json").is_file():

@@ -14,7 +14,13 @@ from facegen.render.face import FaceRenderer, FaceRendering
 from facegen.render.fitting import FitConfig, FitResult, fit_face
 from facegen.render.pictures import render_heatmap, render_shaded
 from facegen.render.rasterizer import Fragments, interpolate, rasterize
-from facegen.render.shading import SH_AMBIENT, ambient_sh_coeffs, sh_basis, sh_shading, vertex_normals
+from facegen.render.shading import (
+    SH_AMBIENT,
+    ambient_sh_coeffs,
+    sh_basis,
+    sh_shading,
+    vertex_normals,
+)
 
 __all__ = [
     "FaceRenderer",

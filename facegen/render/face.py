@@ -14,7 +14,12 @@ from dataclasses import dataclass
 import torch
 
 from facegen.morphable.params import ParamLayout, euler_to_matrix
-from facegen.render.camera import OrthographicCamera, PerspectiveCamera, RenderInputError, ndc_to_pixels
+from facegen.render.camera import (
+    OrthographicCamera,
+    PerspectiveCamera,
+    RenderInputError,
+    ndc_to_pixels,
+)
 from facegen.render.rasterizer import Fragments, interpolate, rasterize
 from facegen.render.shading import ambient_sh_coeffs, sh_shading, vertex_normals
 

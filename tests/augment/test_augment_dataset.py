@@ -10,9 +10,14 @@ import pytest
 from PIL import Image
 
 from facegen.augment.driving import faceworld_driving
-from facegen.augment.keypoints import KeypointFileError, YALE_TEMPLATE_BOX, load_keypoints, mean_template
 from facegen.augment.motion_transfer import augment_dataset
 from facegen.data.images import ImageDataModule
+from facegen.data.keypoints import (
+    YALE_TEMPLATE_BOX,
+    KeypointFileError,
+    load_keypoints,
+    mean_template,
+)
 
 
 @pytest.fixture(scope="module")

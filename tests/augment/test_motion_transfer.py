@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from facegen.augment.driving import DrivingMotion, faceworld_driving, video_driving
-from facegen.augment.keypoints import KeypointFileError, default_regions, mean_template
 from facegen.augment.motion_transfer import retarget, separate_points, tps_warp
+from facegen.data.keypoints import KeypointFileError, default_regions, mean_template
 
 
 def _dot_image(points, size=64, sigma=1.2):

@@ -6,7 +6,12 @@ import pytest
 import torch
 
 from facegen.augment.selection import (
-    SelectionError, fit_coverage_basis, invert_pool, latent_coverage, plot_coverage, select_subset,
+    SelectionError,
+    fit_coverage_basis,
+    invert_pool,
+    latent_coverage,
+    plot_coverage,
+    select_subset,
 )
 
 CENTRES = np.array([[0, 0], [10, 0], [0, 10], [10, 10], [5, 5]], float)

@@ -10,7 +10,14 @@ import torch
 import trimesh
 import yaml
 
-from facegen.data.mesh_sources import allocate_in_memory, assign_splits, coma, facescape, get_source, procedural
+from facegen.data.mesh_sources import (
+    allocate_in_memory,
+    assign_splits,
+    coma,
+    facescape,
+    get_source,
+    procedural,
+)
 from facegen.errors import DatasetLayoutError, MeshFormatError
 
 SUBJECTS = ("FaceTalk_170725_00137_TA", "FaceTalk_170728_03272_TA", "FaceTalk_170731_00024_TA")

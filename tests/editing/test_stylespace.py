@@ -10,12 +10,12 @@ from facegen.editing.stylespace import (
     channel_scores,
     edit_grid,
     edit_styles,
+    load_directions,
     mix_layers,
     mixing_grid,
     mixing_response,
     region_masks,
     save_directions,
-    load_directions,
 )
 from facegen.models.stylegan2 import Generator
 

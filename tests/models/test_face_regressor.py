@@ -9,7 +9,11 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from facegen.data.synthetic import RenderSettings, SyntheticFacesDataModule, write_image_dataset
+from facegen.data.synthetic import (
+    RenderSettings,
+    SyntheticFacesDataModule,
+    write_image_dataset,
+)
 from facegen.errors import CheckpointError, DatasetLayoutError
 from facegen.models.face_regressor import (
     FaceRegressor,

@@ -7,14 +7,11 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
+from test_facetunegan import make_model, sphere_meshes  # noqa: E402  (same folder, pytest rootdir import)
 from torch.utils.data import DataLoader
 
 from facegen.data.meshes import MeshCollection
 from facegen.errors import FacegenError
-
-
-from test_facetunegan import make_model, sphere_meshes  # noqa: E402  (same folder, pytest rootdir import)
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

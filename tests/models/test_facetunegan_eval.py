@@ -9,8 +9,12 @@ import trimesh
 
 from facegen.callbacks.mesh_pictures import MeshPictures
 from facegen.data.meshes import MeshCollection, MeshDataModule
-from facegen.models.facetunegan import FaceTuneGAN, evaluate_facetunegan, log_rows, write_tables
-
+from facegen.models.facetunegan import (
+    FaceTuneGAN,
+    evaluate_facetunegan,
+    log_rows,
+    write_tables,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

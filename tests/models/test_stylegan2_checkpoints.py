@@ -12,14 +12,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from facegen.checkpoints import load_foreign
 from facegen.errors import CheckpointError
 from facegen.models.stylegan2 import Generator
-from facegen.models.stylegan2.checkpoints import (
+from facegen.models.stylegan2.formats import (
     load_generator,
     load_nvlabs_pkl,
     load_rosinality,
     rosinality_state_dict,
-    safe_load,
     save_rosinality,
 )
 
@@ -390,7 +390,7 @@ def test_pickles_that_run_code_are_refused(tmp_path):
     with open(tmp_path / "eval.pkl", "wb") as f:
         pickle.dump({"G_ema": types.SimpleNamespace()}, f)
     with pytest.raises(CheckpointError, match="types.SimpleNamespace"):
-        safe_load(tmp_path / "eval.pkl")
+        load_foreign(tmp_path / "eval.pkl")
     assert not marker.exists()
 
 
@@ -411,10 +411,9 @@ def test_lightning_checkpoint_is_read_as_state_dict(tmp_path):
 
 def test_checkpoint_written_by_lightning_for_the_stylegan2_module(tmp_path):
     import lightning.pytorch as pl
+    from omegaconf import OmegaConf
 
     from facegen.models.stylegan2.module import StyleGAN2
-
-    from omegaconf import OmegaConf
 
     torch.manual_seed(8)
     # betas as the Hydra entry point passes it (a ListConfig): Lightning pickles it into hyper_parameters

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from facegen.models.stylegan2 import Discriminator, Generator, StyleGANInputError
-from facegen.models.stylegan2.augment import AdaptiveP, AugmentPipe
+from facegen.models.stylegan2.ada import AdaptiveP, AugmentPipe
 from facegen.nn.stylegan_layers import (
     Conv2dLayer,
     FullyConnectedLayer,

@@ -7,10 +7,14 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from facegen.augment.keypoints import MULTIPIE_68_REGIONS, Keypoints
+from facegen.data.keypoints import MULTIPIE_68_REGIONS, Keypoints
 from facegen.errors import StyleGANInputError
 from facegen.models.stylegan2 import StyleGAN2
-from facegen.models.stylegan2.region import RegionDiscriminators, crop_boxes, region_boxes
+from facegen.models.stylegan2.region import (
+    RegionDiscriminators,
+    crop_boxes,
+    region_boxes,
+)
 
 TINY = dict(z_dim=16, w_dim=16, mapping_layers=2, channel_base=128, channel_max=16)
 
@@ -88,7 +92,7 @@ def test_module_off_by_default_and_trains_with_region_loss(tmp_path):
 
 
 def test_region_weighted_projection_term():
-    from facegen.editing.projection import project, region_l1
+    from facegen.models.stylegan2.projection import project, region_l1
 
     synth, target = torch.zeros(2, 1, 4, 4), torch.zeros(2, 1, 4, 4)
     target[0, 0, 0, 0], target[1, 0, 3, 3] = 1.0, 2.0

@@ -7,8 +7,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from facegen.callbacks.ema import GeneratorEMA
+from facegen.models.gan import r1_penalty
 from facegen.models.stylegan2 import Discriminator, Generator, StyleGAN2
-from facegen.models.stylegan2.losses import discriminator_loss, generator_loss, path_length_penalty, r1_penalty
+from facegen.models.stylegan2.losses import (
+    discriminator_loss,
+    generator_loss,
+    path_length_penalty,
+)
 
 TINY = dict(z_dim=16, w_dim=16, mapping_layers=2, channel_base=128, channel_max=16)
 

@@ -7,12 +7,13 @@ import math
 import pytest
 import torch
 
-from facegen.models.stylerig.latents import LatentDataModule
+from facegen.checkpoints import load_any
 from facegen.errors import FacegenError, MissingWeightsError, StyleGANInputError
 from facegen.models.stylegan2 import Generator
-from facegen.models.stylegan2.checkpoints import save_rosinality, safe_load
+from facegen.models.stylegan2.formats import save_rosinality
 from facegen.models.stylerig import DFR, DFRNetwork, RigNet, StyleRig, parse_layers
 from facegen.models.stylerig.evaluation import part_errors
+from facegen.models.stylerig.latents import LatentDataModule
 from facegen.models.stylerig.losses import (
     consistency_loss,
     edit_loss,
@@ -160,7 +161,7 @@ def test_rosinality_checkpoint_plugs_in(tmp_path):
     G = Generator(**TINY_G).eval()
     path = tmp_path / "user_ffhq.pt"
     save_rosinality(G, path)
-    blob = safe_load(path)
+    blob = load_any(path)
     assert "g_ema" in blob and "style.1.weight" in blob["g_ema"] and "latent_avg" in blob   # rosinality layout
     dm = LatentDataModule(generator_path=str(path), cache_dir=tmp_path, n_train=4, n_val=0, n_test=2, batch_size=2,
                           truth={"n": 0})
@@ -307,7 +308,7 @@ def test_dfr_with_the_ict_model(shared_data, latents):
 def test_facegen_lightning_checkpoint_with_hydra_lists_loads(tmp_path):
     from omegaconf import OmegaConf
 
-    from facegen.models.stylegan2.checkpoints import load_generator
+    from facegen.models.stylegan2.formats import load_generator
 
     torch.manual_seed(4)
     G = Generator(**TINY_G).eval()

@@ -9,7 +9,12 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from facegen.errors import FacegenError
-from facegen.morphable.params import ParamLayout, ParamRanges, euler_to_matrix, sample_params
+from facegen.morphable.params import (
+    ParamLayout,
+    ParamRanges,
+    euler_to_matrix,
+    sample_params,
+)
 
 
 def test_layout_slices_split_and_join_round_trip():

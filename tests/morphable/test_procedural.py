@@ -5,7 +5,12 @@ import pytest
 import torch
 
 from facegen.errors import FacegenError
-from facegen.morphable import FACESCAPE_EXPRESSIONS, CroppedModel, MorphableModel, ProceduralFaceModel
+from facegen.morphable import (
+    FACESCAPE_EXPRESSIONS,
+    CroppedModel,
+    MorphableModel,
+    ProceduralFaceModel,
+)
 
 
 @pytest.fixture(scope="module")

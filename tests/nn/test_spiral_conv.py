@@ -5,7 +5,14 @@ import pytest
 import torch
 
 from facegen.errors import FacegenError
-from facegen.nn import AdaIN, Pool, SpiralBlock, SpiralConv, SpiralResBlock, instance_norm
+from facegen.nn import (
+    AdaIN,
+    Pool,
+    SpiralBlock,
+    SpiralConv,
+    SpiralResBlock,
+    instance_norm,
+)
 
 
 def random_spirals(num_vertices: int, seq_length: int = 9, seed: int = 0) -> torch.Tensor:

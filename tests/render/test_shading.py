@@ -7,7 +7,12 @@ import pytest
 import torch
 import trimesh
 
-from facegen.render import RenderInputError, ambient_sh_coeffs, sh_shading, vertex_normals
+from facegen.render import (
+    RenderInputError,
+    ambient_sh_coeffs,
+    sh_shading,
+    vertex_normals,
+)
 
 
 def test_band0_is_uniform_and_layout_is_rgb_major():

@@ -27,7 +27,6 @@ import torch
 from facegen.errors import DatasetLayoutError
 
 SOURCES = ("procedural", "ict", "coma", "facescape")
-SPLITS = ("train", "val", "test")
 
 Allocator = Callable[[int, int], np.ndarray]
 

@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from facegen.data.collection import MeshCollection
 from facegen.data.mesh_sources import Allocator, assign_splits, split_groups
 from facegen.errors import DatasetLayoutError, MeshFormatError
 from facegen.geometry import load_mesh
@@ -174,8 +175,6 @@ def build(
         DatasetLayoutError: missing root, no ``FaceTalk_*`` folders, no sequences, bad overrides.
         MeshFormatError: an unreadable frame, NaN, or not ``expected_vertices`` vertices (names the file).
     """
-    from facegen.data.meshes import MeshCollection
-
     subjects = _subjects(root)
     subject_names = [s.name for s in subjects]
     names = label_names(expressions, lateral_expressions)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from facegen.data.collection import MeshCollection
 from facegen.data.mesh_sources import Allocator, assign_splits, split_groups
 from facegen.errors import DatasetLayoutError
 from facegen.geometry import load_mesh
@@ -87,8 +88,6 @@ def build(
         MeshFormatError: an unreadable model, NaN, or a vertex count differing from
             ``expected_vertices`` (or from the first model), naming the file.
     """
-    from facegen.data.meshes import MeshCollection
-
     subjects = _subjects(root, discard)
     files, missing = _files(subjects)
     if missing:

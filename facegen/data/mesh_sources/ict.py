@@ -15,8 +15,15 @@ from pathlib import Path
 
 import torch
 
-from facegen.data.mesh_sources import Allocator, assign_splits, sample_morphable, split_groups
+from facegen.data.collection import MeshCollection
+from facegen.data.mesh_sources import (
+    Allocator,
+    assign_splits,
+    sample_morphable,
+    split_groups,
+)
 from facegen.errors import DatasetLayoutError
+from facegen.morphable.ict import load_ict_facekit
 
 LAYOUT = "<root>/FaceXModel/generic_neutral_mesh.obj, identityNNN.obj, <ARKit blendshape>.obj, vertex_indices.json"
 
@@ -118,9 +125,6 @@ def build(
         DatasetLayoutError: missing root/FaceXModel, or a blendshape of the table is missing.
         MeshFormatError: an unreadable or inconsistent ICT OBJ (from the loader).
     """
-    from facegen.data.meshes import MeshCollection
-    from facegen.morphable.ict import load_ict_facekit
-
     _model_folder(root)
     model = load_ict_facekit(root, face_area=True)
     table = expression_table(list(model.exp_names), root)

@@ -28,8 +28,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from facegen.data.mesh_sources import Allocator, assign_splits, sample_morphable, split_groups
+from facegen.data.collection import MeshCollection
+from facegen.data.mesh_sources import (
+    Allocator,
+    assign_splits,
+    sample_morphable,
+    split_groups,
+)
 from facegen.errors import DatasetLayoutError
+from facegen.morphable import FACESCAPE_EXPRESSIONS, ProceduralFaceModel
 
 
 def expression_table(presets: dict[str, torch.Tensor], k_exp: int) -> dict[str, torch.Tensor]:
@@ -38,8 +45,6 @@ def expression_table(presets: dict[str, torch.Tensor], k_exp: int) -> dict[str, 
     Raises:
         DatasetLayoutError: fewer than 2 FaceScape expressions among the presets.
     """
-    from facegen.morphable import FACESCAPE_EXPRESSIONS
-
     table = {"neutral": torch.zeros(k_exp)}
     table.update({name: presets[name] for name in FACESCAPE_EXPRESSIONS[1:] if name in presets})
     if len(table) < 2:
@@ -150,8 +155,6 @@ class IdentityStyle(torch.nn.Module):
 
 def source_files(root=None, **_options) -> list[Path]:
     """The procedural face model's source file: editing it invalidates cached collections."""
-    from facegen.morphable import ProceduralFaceModel
-
     return [Path(inspect.getsourcefile(ProceduralFaceModel))]
 
 
@@ -196,9 +199,6 @@ def build(
     Raises:
         DatasetLayoutError: ``root`` is given, or the model has no FaceScape expression presets.
     """
-    from facegen.data.meshes import MeshCollection
-    from facegen.morphable import ProceduralFaceModel
-
     if root is not None:
         raise DatasetLayoutError(f"data.root={root}: the procedural source reads no files; set data.root=null")
     model = ProceduralFaceModel(seed=model_seed)

@@ -27,8 +27,8 @@ import numpy as np
 import torch
 
 from facegen.geometry import deformation_transfer
-from facegen.logging import write_table
 from facegen.metrics.mesh import avd, draw_triplets, error_stats, per_vertex_std
+from facegen.reporting import write_table
 
 MODEL = "FaceTuneGAN"
 BASELINE = "Deformation transfer"
@@ -143,7 +143,7 @@ def evaluate_facetunegan(module, datamodule, split: str = "test", n_triplets: in
 
     Returns:
         ``{"reconstruction", "identity_decomposition", "neutralisation", "expression_transfer"}``, each a
-        list of row dicts (errors in mm) usable by :func:`write_tables` or ``facegen.logging.log_table``.
+        list of row dicts (errors in mm) usable by :func:`write_tables` or ``facegen.reporting.log_table``.
         A table whose protocol has no valid input (e.g. one subject only) is an empty list.
     """
     collection = datamodule.collection_for(split)

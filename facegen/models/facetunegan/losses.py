@@ -66,26 +66,3 @@ def feature_matching_loss(
     Each L1 term is a mean over batch and features. All arguments ``[B, F]`` (discriminator features).
     """
     return F.l1_loss(features_reconstructed, features_content) + F.l1_loss(features_translated, features_style)
-
-
-def r1_penalty(real_logits: torch.Tensor, real_input: torch.Tensor, scaler=None) -> torch.Tensor:
-    """R1 gradient penalty ``E_b ||grad_x D_s(x)||^2`` on real meshes (Mescheder et al. 2018; FUNIT).
-
-    The caller multiplies by ``r1_gamma / 2``. Under float16 autocast pass the precision plugin's
-    ``GradScaler``: the gradient is taken of the scaled output and unscaled afterwards, so small
-    gradients do not underflow (PyTorch AMP recipe "Gradient penalty").
-
-    Args:
-        real_logits: ``[B]`` selected logits of ``real_input``, computed with autograd enabled.
-        real_input: ``[B, V, 3]`` tensor with ``requires_grad=True`` that produced ``real_logits``.
-        scaler: optional ``torch.amp.GradScaler`` (enabled) or None.
-    Returns:
-        scalar tensor, differentiable w.r.t. the discriminator parameters.
-    """
-    outputs = real_logits.sum()
-    if scaler is not None and scaler.is_enabled():
-        (scaled_grad,) = torch.autograd.grad(scaler.scale(outputs), real_input, create_graph=True)
-        grad = scaled_grad / scaler.get_scale()
-    else:
-        (grad,) = torch.autograd.grad(outputs, real_input, create_graph=True)
-    return grad.float().square().flatten(1).sum(1).mean()

@@ -23,12 +23,22 @@ import numpy as np
 import torch
 from lightning.pytorch import LightningModule
 
+from facegen.checkpoints import load
 from facegen.errors import CheckpointError, FacegenError
-from facegen.geometry import build_mesh_hierarchy, uniform_laplacian_smoothing, unique_edges
-from facegen.models.facetunegan import losses
+from facegen.geometry import (
+    build_mesh_hierarchy,
+    uniform_laplacian_smoothing,
+    unique_edges,
+)
 from facegen.metrics.mesh import draw_triplets
-from facegen.models.facetunegan.evaluation import evaluate_facetunegan, transfer_errors, triplet_meshes
+from facegen.models.facetunegan import losses
+from facegen.models.facetunegan.evaluation import (
+    evaluate_facetunegan,
+    transfer_errors,
+    triplet_meshes,
+)
 from facegen.models.facetunegan.networks import Discriminator, Generator
+from facegen.models.gan import grad_scaler, guarded_step, r1_penalty
 
 _DATA_KEY = "facetunegan_data"
 _DATA_FIELDS = ("template_vertices", "template_faces", "mean", "std")
@@ -239,16 +249,6 @@ class FaceTuneGAN(LightningModule):
         progress = min(batch / hp.lr_decay_batches, 1.0) if hp.lr_decay_batches else 0.0
         return hp.lr_final_fraction + (1.0 - hp.lr_final_fraction) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
-    def _scaler(self):
-        """The float16 GradScaler of the precision plugin, or None (fp32, bf16)."""
-        scaler = getattr(self.trainer.precision_plugin, "scaler", None) if self._trainer is not None else None
-        return scaler if scaler is not None and scaler.is_enabled() else None
-
-    def _finite_everywhere(self, loss: torch.Tensor) -> bool:
-        """True when ``loss`` is finite on every process (a skipped step must be skipped on all DDP ranks)."""
-        finite = bool(torch.isfinite(loss.detach()).all())
-        return bool(self.trainer.strategy.reduce_boolean_decision(finite, all=True))
-
     def _build_pair_bank(self) -> dict[str, torch.Tensor] | None:
         """:meth:`pair_bank` of the trainer's datamodule's train split, or ``None`` without ``collection_for``."""
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
@@ -357,7 +357,7 @@ class FaceTuneGAN(LightningModule):
         fake_logits = d.select(d(x_t)[0].float(), s_label)
         terms = {"d_adv": losses.discriminator_adversarial_loss(real_logits, fake_logits)}
         if hp.r1_gamma > 0:
-            terms["r1"] = losses.r1_penalty(real_logits, real, self._scaler())
+            terms["r1"] = r1_penalty(real, real_logits, grad_scaler(self)).mean()
         terms["d_total"] = terms["d_adv"] + 0.5 * hp.r1_gamma * terms.get("r1", 0.0)
         terms["d_real_acc"] = (real_logits.detach() > 0).float().mean()
         terms["d_fake_acc"] = (fake_logits.detach() < 0).float().mean()
@@ -387,23 +387,15 @@ class FaceTuneGAN(LightningModule):
 
         self.toggle_optimizer(opt_g)
         g_terms, x_t = self._generator_step(x, s, s_label, pair)
-        if self._finite_everywhere(g_terms["g_total"]):
-            opt_g.zero_grad(set_to_none=True)
-            self.manual_backward(g_terms["g_total"])
-            opt_g.step()
-        else:
+        if not guarded_step(self, opt_g, g_terms["g_total"], self.generator):
             self.skipped_g_steps += 1
         self.untoggle_optimizer(opt_g)
 
         self.toggle_optimizer(opt_d)
         d_terms = self._discriminator_step(s, s_label, x_t)
         # under float16 an overflowing R1 gradient is the GradScaler's to handle (it skips and rescales)
-        guarded = d_terms["d_adv"] if self._scaler() is not None else d_terms["d_total"]
-        if self._finite_everywhere(guarded):
-            opt_d.zero_grad(set_to_none=True)
-            self.manual_backward(d_terms["d_total"])
-            opt_d.step()
-        else:
+        guard = d_terms["d_adv"] if grad_scaler(self) is not None else d_terms["d_total"]
+        if not guarded_step(self, opt_d, d_terms["d_total"], self.discriminator, guard=guard):
             self.skipped_d_steps += 1
         self.untoggle_optimizer(opt_d)
         if self.hparams.lr_decay_batches:
@@ -476,7 +468,7 @@ class FaceTuneGAN(LightningModule):
         Raises:
             CheckpointError: the file is not a FaceTuneGAN checkpoint (missing keys) or does not match.
         """
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+        checkpoint = load(path, map_location=map_location)
         missing = [k for k in ("state_dict", "hyper_parameters", _DATA_KEY) if k not in checkpoint]
         if missing:
             raise CheckpointError(f"{path}: not a FaceTuneGAN checkpoint, missing keys {missing}")

@@ -1,5 +1,9 @@
 """StyleGAN2 (Karras et al. 2020) with ADA: networks, augmentation, losses and the LightningModule."""
 from facegen.models.stylegan2.module import StyleGAN2
-from facegen.models.stylegan2.networks import Discriminator, Generator, StyleGANInputError
+from facegen.models.stylegan2.networks import (
+    Discriminator,
+    Generator,
+    StyleGANInputError,
+)
 
 __all__ = ["Generator", "Discriminator", "StyleGAN2", "StyleGANInputError"]

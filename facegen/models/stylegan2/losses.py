@@ -1,4 +1,4 @@
-"""StyleGAN2 losses: non-saturating logistic loss, R1 and path-length penalties, style mixing.
+"""StyleGAN2 losses: non-saturating logistic loss, path-length penalty, style mixing (R1: :mod:`facegen.models.gan`).
 
 Goodfellow et al. 2014 (non-saturating loss), Mescheder et al. 2018 (R1, eq. 9), Karras et al. 2020
 (path-length regularisation, eq. 4; style mixing, StyleGAN sec. 3.1); behaviour of NVlabs
@@ -11,6 +11,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from facegen.models.gan import input_gradient
+
 
 def generator_loss(fake_logits: torch.Tensor) -> torch.Tensor:
     """Non-saturating G loss ``mean(softplus(-D(G(z)))) = -log sigmoid(D(G(z)))``; logits ``[B, 1]`` -> scalar."""
@@ -20,28 +22,6 @@ def generator_loss(fake_logits: torch.Tensor) -> torch.Tensor:
 def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
     """Logistic D loss ``mean(softplus(D(G(z)))) + mean(softplus(-D(x)))``; logits ``[B, 1]`` -> scalar."""
     return F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
-
-
-def input_gradient(output: torch.Tensor, inputs: torch.Tensor, scaler=None) -> torch.Tensor:
-    """``d output.sum() / d inputs`` with ``create_graph=True``; with a ``torch.amp.GradScaler`` the sum is
-    scaled before and the gradient unscaled after (PyTorch AMP gradient-penalty recipe), so fp16 gradients
-    do not underflow."""
-    total = output.sum()
-    if scaler is not None and scaler.is_enabled():
-        (grad,) = torch.autograd.grad(scaler.scale(total), inputs, create_graph=True)
-        return grad * (1.0 / scaler.get_scale())
-    (grad,) = torch.autograd.grad(total, inputs, create_graph=True)
-    return grad
-
-
-def r1_penalty(real_images: torch.Tensor, real_logits: torch.Tensor, scaler=None) -> torch.Tensor:
-    """R1: squared norm of D's gradient at real images, ``||d D(x) / d x||^2`` per image -> ``[B]``.
-
-    ``real_images [B, C, H, W]`` must require grad and ``real_logits [B, 1]`` be computed from them
-    (through ADA when used). The loss term is ``r1_gamma / 2 * penalty``.
-    """
-    grad = input_gradient(real_logits, real_images, scaler)
-    return grad.square().sum(dim=[1, 2, 3])
 
 
 def path_length_penalty(images: torch.Tensor, ws: torch.Tensor, pl_mean: torch.Tensor, pl_decay: float = 0.01,

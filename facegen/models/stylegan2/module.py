@@ -27,14 +27,15 @@ from lightning.pytorch import Callback, LightningModule
 
 from facegen.callbacks.ema import GeneratorEMA
 from facegen.callbacks.image_grid import ImageGrid
+from facegen.data.keypoints import DEFAULT_TEMPLATE_BOX, mean_template
 from facegen.errors import FacegenError
-from facegen.models.stylegan2.augment import AdaptiveP, AugmentPipe
+from facegen.models.gan import grad_scaler, guarded_step, r1_penalty
+from facegen.models.stylegan2.ada import AdaptiveP, AugmentPipe
 from facegen.models.stylegan2.losses import (
     discriminator_loss,
     generator_loss,
     mix_styles,
     path_length_penalty,
-    r1_penalty,
 )
 from facegen.models.stylegan2.networks import Discriminator, Generator
 from facegen.models.stylegan2.region import RegionDiscriminators, region_boxes
@@ -62,7 +63,7 @@ class StyleGAN2(LightningModule):
         grid_every_kimg, grid_rows, grid_cols, grid_seed, grid_truncation_psi: sample grids (:class:`ImageGrid`).
         region_weight: weight of the region loss (0 = off, no region networks).
         regions: landmark regions with their own discriminator (``eyes``, ``mouth``, ``brows``, ...).
-        region_landmarks: landmarks file (CSV/JSON, ``facegen.augment.keypoints.load_keypoints``; the mean over
+        region_landmarks: landmarks file (CSV/JSON, ``facegen.data.keypoints.load_keypoints``; the mean over
             its images places the boxes) or ``None`` for ``mean_template(img_resolution, region_template_box)``.
         region_template_box: template box ``(left, top, right, bottom)`` fractions (``None`` = the default box).
         region_crop, region_margin: crop side in pixels and box margin (fraction of the region's size).
@@ -97,6 +98,7 @@ class StyleGAN2(LightningModule):
         self.register_buffer("pl_mean", torch.zeros([]))
         self.cur_nimg = 0
         self.num_batches = 0
+        self.skipped_steps = 0
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, map_location: Any = "cpu") -> "StyleGAN2":
@@ -108,8 +110,6 @@ class StyleGAN2(LightningModule):
         hp = self.hparams
         landmarks = hp.region_landmarks
         if landmarks is None:
-            from facegen.augment.keypoints import DEFAULT_TEMPLATE_BOX, mean_template
-
             landmarks = mean_template(hp.img_resolution, box=hp.region_template_box or DEFAULT_TEMPLATE_BOX)
         boxes = region_boxes(landmarks, list(hp.regions), hp.img_resolution, margin=hp.region_margin)
         return RegionDiscriminators(boxes, hp.img_channels, crop_size=hp.region_crop, channel_base=hp.channel_base,
@@ -150,19 +150,11 @@ class StyleGAN2(LightningModule):
                                f"got {None if c is None else list(c.shape)}")
         return images.float(), c.float()
 
-    def _scaler(self):
-        return getattr(self.trainer.precision_plugin, "scaler", None)
-
     def _step(self, optimizer, loss: torch.Tensor, *modules: torch.nn.Module | None) -> None:
-        """Backward, NaN/inf guard on the gradients (NVlabs ``nan_to_num``; skipped when a GradScaler
-        handles non-finite gradients itself) and optimiser step."""
-        optimizer.zero_grad(set_to_none=True)
-        self.manual_backward(loss)
-        if self._scaler() is None:
-            for p in (p for m in modules if m is not None for p in m.parameters()):
-                if p.grad is not None:
-                    torch.nan_to_num(p.grad, nan=0, posinf=1e5, neginf=-1e5, out=p.grad)
-        optimizer.step()
+        """Backward and optimiser step under facegen's non-finite policy (:func:`facegen.models.gan.guarded_step`);
+        a skipped step is counted in ``skipped_steps``."""
+        if not guarded_step(self, optimizer, loss, *modules):
+            self.skipped_steps += 1
 
     def _sample_c(self, c: torch.Tensor | None) -> torch.Tensor | None:
         """Labels for generated images: the real batch's labels, shuffled (the data's label distribution)."""
@@ -192,7 +184,7 @@ class StyleGAN2(LightningModule):
             n = max(batch_size // hp.pl_batch_shrink, 1)
             pl_c = None if gen_c is None else gen_c[:n]
             fake, ws = self.run_G(torch.randn(n, z_dim, device=self.device), pl_c)
-            penalty, pl_mean = path_length_penalty(fake, ws, self.pl_mean, hp.pl_decay, self._scaler())
+            penalty, pl_mean = path_length_penalty(fake, ws, self.pl_mean, hp.pl_decay, grad_scaler(self))
             self.pl_mean.copy_(pl_mean)
             loss_pl = (fake[:, 0, 0, 0] * 0 + penalty * hp.pl_weight).mean() * hp.pl_interval
             self._step(opt_g, loss_pl, self.G)
@@ -217,9 +209,9 @@ class StyleGAN2(LightningModule):
         if do_r1:
             real_tmp = real.detach().requires_grad_(True)
             logits = self.run_D(real_tmp, c)
-            penalty = r1_penalty(real_tmp, logits, self._scaler())
+            penalty = r1_penalty(real_tmp, logits, grad_scaler(self))
             if self.region_D is not None:
-                penalty = penalty + hp.region_weight * self.region_D.r1_penalty(real_tmp, self._scaler())
+                penalty = penalty + hp.region_weight * self.region_D.r1_penalty(real_tmp, grad_scaler(self))
             loss_r1 = (logits[:, 0] * 0 + penalty * (hp.r1_gamma / 2)).mean() * hp.r1_interval
             self._step(opt_d, loss_r1, self.D, self.region_D)
             self.log("train/r1", penalty.detach().mean())

@@ -34,8 +34,9 @@ import torch.nn.functional as F
 from kornia.geometry.transform import crop_and_resize
 from torch import Tensor, nn
 
+from facegen.data.keypoints import Keypoints, default_regions, load_keypoints
 from facegen.errors import StyleGANInputError
-from facegen.models.stylegan2.losses import r1_penalty
+from facegen.models.gan import r1_penalty
 from facegen.models.stylegan2.networks import Discriminator
 
 
@@ -59,13 +60,11 @@ def region_box(points: np.ndarray, margin: float = 0.25, min_size: float = 8.0,
 
 
 def mean_landmarks(source) -> tuple[np.ndarray, dict[str, np.ndarray], tuple[int, int] | None]:
-    """``(mean points [K, 2], regions, image_size)`` from a :class:`facegen.augment.keypoints.Keypoints`, a
+    """``(mean points [K, 2], regions, image_size)`` from a :class:`facegen.data.keypoints.Keypoints`, a
     landmarks file path (CSV/JSON, read by ``load_keypoints``) or an array ``[K, 2]`` / ``[N, K, 2]`` (68 points).
 
     The mean is over all annotated images (the template when none is annotated).
     """
-    from facegen.augment.keypoints import Keypoints, default_regions, load_keypoints
-
     if isinstance(source, (str, Path)):
         source = load_keypoints(source)
     if isinstance(source, Keypoints):

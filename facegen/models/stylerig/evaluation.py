@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from facegen.callbacks.image_grid import images_to_grid
+from facegen.models.stylegan2.projection import project
 from facegen.models.stylerig.rignet import CONTROL_PARTS
 from facegen.morphable.params import PARTS, ParamLayout
 
@@ -66,7 +67,7 @@ def evaluate_dfr(module, datamodule, split: str = "test") -> dict[str, list[dict
     """DFR tables: ``dfr_self_supervised`` (losses on ``split`` latents) and ``dfr_ground_truth``.
 
     Ground truth: ``datamodule.truth_set()`` renders faces with known parameters exactly like the face
-    world; each is projected into the generator's W space (:func:`facegen.editing.projection.project`,
+    world; each is projected into the generator's W space (:func:`facegen.models.stylegan2.projection.project`,
     ``module.hparams.eval_projection_steps`` steps, weight-free L1 + MS-SSIM loss), ``F`` is applied to the
     projected latent and its parameters are compared with the truth. Rows: the DFR, the all-zero
     parameters (mean face, neutral, frontal, ambient light: the untrained DFR), and the face regressor
@@ -108,8 +109,6 @@ def evaluate_dfr(module, datamodule, split: str = "test") -> dict[str, list[dict
 
 def dfr_ground_truth(module, truth: dict) -> list[dict[str, Any]]:
     """Rows of :func:`evaluate_dfr`'s ``dfr_ground_truth`` table for ``truth`` (see there)."""
-    from facegen.editing.projection import project
-
     device = module.device
     targets = truth["images"].to(device)
     gt = truth["params"].to(device)

@@ -3,7 +3,7 @@
 StyleRig (Tewari et al., CVPR 2020, sec. 4-5) trains on latents ``w`` of a pretrained generator and
 its images ``G(w)``; no real images are needed. :class:`LatentDataModule` loads the generator from a
 checkpoint (facegen ``.ckpt``, rosinality ``.pt`` or NVlabs ``.pkl``, via
-:func:`facegen.models.stylegan2.checkpoints.load_generator`), draws seeded ``z ~ N(0, I)`` per split,
+:func:`facegen.models.stylegan2.formats.load_generator`), draws seeded ``z ~ N(0, I)`` per split,
 maps them to W+ (``[N, num_ws, w_dim]``, optionally truncated) and, with ``cache_images``, renders
 ``G(w)`` once (the generator is frozen, so its images never change).
 
@@ -28,10 +28,17 @@ import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, Dataset
 
-from facegen.data.synthetic import face_renderer, make_ranges, make_render_settings, render_faces, sample_faces
+from facegen.data.synthetic import (
+    face_renderer,
+    make_ranges,
+    make_render_settings,
+    render_faces,
+    sample_faces,
+)
 from facegen.errors import CheckpointError, MissingWeightsError
-from facegen.models.stylegan2.checkpoints import load_generator, save_rosinality
+from facegen.models.stylegan2.formats import load_generator, save_rosinality
 from facegen.models.stylegan2.networks import Generator
+from facegen.morphable import ProceduralFaceModel
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +185,6 @@ class LatentDataModule(LightningDataModule):
         n = int(self.truth["n"])
         if n <= 0:
             return None
-        from facegen.morphable import ProceduralFaceModel
 
         resolution = int(resolution or self.load_generator().img_resolution)
         model = ProceduralFaceModel(seed=int(self.truth["model_seed"]))

@@ -1,7 +1,7 @@
 """StyleRig's two training stages as LightningModules (Tewari et al., CVPR 2020): ``DFR`` then ``StyleRig``.
 
 Both hold a frozen StyleGAN2 generator loaded from ``generator_path`` (facegen ``.ckpt``, rosinality
-``.pt`` or NVlabs ``.pkl``, :func:`facegen.models.stylegan2.checkpoints.load_generator`) and train on
+``.pt`` or NVlabs ``.pkl``, :func:`facegen.models.stylegan2.formats.load_generator`) and train on
 batches of its W+ latents (:class:`facegen.models.stylerig.latents.LatentDataModule`, which supplies
 ``generator_path``, ``num_ws``, ``w_dim``, ``img_resolution`` and the face-world camera ``render``).
 
@@ -27,10 +27,17 @@ from typing import Any
 import torch
 from lightning.pytorch import LightningModule
 
+from facegen.checkpoints import load
 from facegen.errors import CheckpointError, MissingWeightsError, StyleGANInputError
+from facegen.models.face_regressor import load_face_regressor
+from facegen.models.stylegan2.formats import load_generator
 from facegen.models.stylegan2.networks import Generator
 from facegen.models.stylerig.dfr import DFRNetwork
-from facegen.models.stylegan2.checkpoints import load_generator
+from facegen.models.stylerig.evaluation import (
+    evaluate_dfr,
+    evaluate_stylerig,
+    pair_rows,
+)
 from facegen.models.stylerig.losses import (
     consistency_loss,
     edit_loss,
@@ -39,8 +46,10 @@ from facegen.models.stylerig.losses import (
     statistical_regulariser,
 )
 from facegen.models.stylerig.rignet import build_rignets
+from facegen.morphable import ProceduralFaceModel, load_ict_facekit
 from facegen.morphable.params import ParamLayout
 from facegen.render import FaceRenderer, PerspectiveCamera
+from facegen.reporting import log_images
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +67,8 @@ def build_morphable(spec: Mapping[str, Any] | None):
     spec = dict(spec or {})
     name = spec.pop("name", "procedural")
     if name == "procedural":
-        from facegen.morphable import ProceduralFaceModel
-
         return ProceduralFaceModel(seed=int(spec.get("seed", 0)))
     if name == "ict":
-        from facegen.morphable import load_ict_facekit
-
         if not spec.get("root"):
             raise MissingWeightsError("morphable.name=ict needs morphable.root (the ICT-FaceKit folder)")
         return load_ict_facekit(spec["root"], face_area=bool(spec.get("face_area", True)), n_id=spec.get("n_id"),
@@ -94,13 +99,12 @@ def load_landmark_model(path: str | None):
     if not Path(path).expanduser().is_file():
         raise MissingWeightsError(f"landmark_model_path {path} does not exist; expected a face-regressor file "
                                   "(facegen.models.face_regressor.save_face_regressor) or null")
-    from facegen.models.face_regressor import load_face_regressor
 
     return load_face_regressor(Path(path).expanduser()).eval().requires_grad_(False)
 
 
 def load_frozen_generator(path: str | None, generator_kwargs: Mapping[str, Any] | None = None) -> Generator:
-    """``G`` from ``path`` (:func:`~facegen.models.stylegan2.checkpoints.load_generator`) or, with
+    """``G`` from ``path`` (:func:`~facegen.models.stylegan2.formats.load_generator`) or, with
     ``generator_kwargs``, the bare architecture (weights then come from a checkpoint's state dict). Eval mode,
     no gradients.
 
@@ -187,11 +191,10 @@ class _FrozenGeneratorModule(LightningModule):
         return w
 
     def _pictures(self, key: str, images) -> list:
-        """Write pictures through :func:`facegen.logging.log_images` when attached to a trainer."""
+        """Write pictures through :func:`facegen.reporting.log_images` when attached to a trainer."""
         if self._trainer is None:
             log.info("%s: not attached to a trainer, pictures not written", key)
             return []
-        from facegen.logging import log_images
 
         return log_images(self.trainer, key, images)
 
@@ -262,8 +265,6 @@ class DFR(_FrozenGeneratorModule):
         for k in ("loss", "photo", "land", "reg"):
             self.log(f"val/{k}", out[k], prog_bar=k == "loss")
         if batch_idx == 0 and self.trainer.is_global_zero:
-            from facegen.models.stylerig.evaluation import pair_rows
-
             n = min(self.hparams.picture_count, w.shape[0])
             self._pictures("val/dfr_reconstruction",
                            [pair_rows(images[:n], out["rendering"].image[:n] * 2 - 1)])
@@ -273,8 +274,6 @@ class DFR(_FrozenGeneratorModule):
 
     def evaluate_run(self, datamodule, split: str = "test") -> dict[str, list[dict[str, Any]]]:
         """DFR tables on ``split`` and the ground-truth set (:func:`.evaluation.evaluate_dfr`)."""
-        from facegen.models.stylerig.evaluation import evaluate_dfr
-
         return self._in_eval_mode(evaluate_dfr, datamodule, split)
 
     # ---------------------------------------------------------------- checkpoints
@@ -435,8 +434,6 @@ class StyleRig(_FrozenGeneratorModule):
     def evaluate_run(self, datamodule, split: str = "test") -> dict[str, list[dict[str, Any]]]:
         """Edit accuracy, preservation and identity tables, edit grids and sweeps
         (:func:`facegen.models.stylerig.evaluation.evaluate_stylerig`)."""
-        from facegen.models.stylerig.evaluation import evaluate_stylerig
-
         return self._in_eval_mode(evaluate_stylerig, datamodule, split)
 
     # ---------------------------------------------------------------- checkpoints
@@ -492,7 +489,7 @@ def _existing(path: str | None) -> str | None:
 
 
 def _load_checkpoint(path: str | Path, map_location: Any) -> dict:
-    checkpoint = torch.load(path, map_location=map_location, weights_only=False)
+    checkpoint = load(path, map_location=map_location)
     missing = [k for k in ("state_dict", "hyper_parameters", _STATE_KEY) if k not in checkpoint]
     if missing:
         raise CheckpointError(f"{path}: not a StyleRig/DFR checkpoint, missing keys {missing}")
