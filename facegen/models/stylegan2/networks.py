@@ -34,6 +34,7 @@ from facegen.nn.stylegan_layers import (
     setup_filter,
     upsample2d,
 )
+from facegen.shapes import assert_shape, format_shape
 
 NOISE_MODES = ("const", "random", "none")
 
@@ -43,6 +44,18 @@ def _block_precision(use_fp16: bool, device_type: str) -> tuple[torch.dtype, con
     if use_fp16 and torch.is_autocast_enabled(device_type):
         return torch.get_autocast_dtype(device_type), contextlib.nullcontext()
     return torch.float32, torch.autocast(device_type, enabled=False)
+
+
+def check_input(value: torch.Tensor | None, shape: Sequence[int | str | None], name: str, hint: str = "") -> None:
+    """:func:`facegen.shapes.assert_shape` with :class:`StyleGANInputError`, also for a missing (``None``) input.
+
+    Raises:
+        StyleGANInputError: ``<name>: expected shape [B, 16], got [4, 15]`` (or ``got None``), then ``; hint``.
+    """
+    if value is None:
+        message = f"{name}: expected shape {format_shape(shape)}, got None"
+        raise StyleGANInputError(f"{message}; {hint}" if hint else message)
+    assert_shape(value, shape, name, error=StyleGANInputError, hint=hint)
 
 
 def _check_resolution(img_resolution: int) -> None:
@@ -87,16 +100,15 @@ class MappingNetwork(nn.Module):
         Raises:
             StyleGANInputError: wrong z or c shape.
         """
+        if self.z_dim > 0:
+            check_input(z, ["B", self.z_dim], "z", hint="latents of N(0, I)")
+        if self.c_dim > 0:
+            check_input(c, [z.shape[0] if self.z_dim > 0 else "B", self.c_dim], "c", hint="one-hot labels")
         with torch.autocast(z.device.type if z is not None else c.device.type, enabled=False):
             x = None
             if self.z_dim > 0:
-                if z is None or z.ndim != 2 or z.shape[1] != self.z_dim:
-                    raise StyleGANInputError(f"z must be [B, {self.z_dim}], got {None if z is None else list(z.shape)}")
                 x = normalize_2nd_moment(z.float())
             if self.c_dim > 0:
-                if c is None or c.ndim != 2 or c.shape[1] != self.c_dim:
-                    raise StyleGANInputError(f"c must be [B, {self.c_dim}] (one-hot labels), "
-                                             f"got {None if c is None else list(c.shape)}")
                 y = normalize_2nd_moment(self.embed(c.float()))
                 x = torch.cat([x, y], dim=1) if x is not None else y
             for idx in range(self.num_layers):
@@ -238,8 +250,7 @@ class SynthesisNetwork(nn.Module):
         Block at resolution R uses ``ws[:, i : i + num_conv + 1]`` where ``i`` counts earlier blocks' convs
         (each toRGB shares its w with the next block's first conv, as NVlabs). Affines run in float32.
         """
-        if ws.ndim != 3 or ws.shape[1] != self.num_ws or ws.shape[2] != self.w_dim:
-            raise StyleGANInputError(f"ws must be [B, {self.num_ws}, {self.w_dim}], got {list(ws.shape)}")
+        check_input(ws, ["B", self.num_ws, self.w_dim], "ws", hint="W+ latents [B, num_ws, w_dim]")
         styles, w_idx = [], 0
         with torch.autocast(ws.device.type, enabled=False):
             ws = ws.float()
@@ -264,7 +275,11 @@ class SynthesisNetwork(nn.Module):
         return img
 
     def forward(self, ws: torch.Tensor, noise_mode: str = "const") -> torch.Tensor:
-        """``ws [B, num_ws, w_dim]`` -> image ``[B, img_channels, R, R]`` float32, about [-1, 1]."""
+        """``ws [B, num_ws, w_dim]`` -> image ``[B, img_channels, R, R]`` float32, about [-1, 1].
+
+        Raises:
+            StyleGANInputError: ws of the wrong shape, or an unknown ``noise_mode``.
+        """
         return self.forward_s(self.w_to_s(ws), noise_mode=noise_mode)
 
 
@@ -296,7 +311,11 @@ class Generator(nn.Module):
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, truncation_psi: float = 1.0,
                 truncation_cutoff: int | None = None, noise_mode: str = "const") -> torch.Tensor:
-        """``z [B, z_dim]``, ``c [B, c_dim]`` -> image ``[B, img_channels, R, R]`` float32, about [-1, 1]."""
+        """``z [B, z_dim]``, ``c [B, c_dim]`` -> image ``[B, img_channels, R, R]`` float32, about [-1, 1].
+
+        Raises:
+            StyleGANInputError: z or c of the wrong shape, c missing for a conditional generator.
+        """
         ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
         return self.synthesis(ws, noise_mode=noise_mode)
 
@@ -414,9 +433,10 @@ class Discriminator(nn.Module):
         Raises:
             StyleGANInputError: wrong image shape or missing labels.
         """
-        if img.ndim != 4 or img.shape[1:] != (self.img_channels, self.img_resolution, self.img_resolution):
-            raise StyleGANInputError(f"images must be [B, {self.img_channels}, {self.img_resolution}, "
-                                     f"{self.img_resolution}], got {list(img.shape)}")
+        check_input(img, ["B", self.img_channels, self.img_resolution, self.img_resolution], "images",
+                    hint="images in [-1, 1]")
+        if self.c_dim > 0:
+            check_input(c, [img.shape[0], self.c_dim], "c", hint="one-hot labels")
         x = None
         for res in self.block_resolutions:
             x = getattr(self, f"b{res}")(x, img)
@@ -425,4 +445,4 @@ class Discriminator(nn.Module):
             return self.b4(x.float(), cmap)
 
 
-__all__ = ["Generator", "Discriminator", "MappingNetwork", "SynthesisNetwork", "StyleGANInputError"]
+__all__ = ["Generator", "Discriminator", "MappingNetwork", "SynthesisNetwork", "StyleGANInputError", "check_input"]
