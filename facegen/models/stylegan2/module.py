@@ -271,7 +271,8 @@ class StyleGAN2(FacegenModule):
         """The ``optimizer`` block for G and for D (+ ``region_D``) with the lazy-regularisation correction
         ``lr * r``, ``betas ** r``, ``r = k / (k + 1)`` for regularisation interval ``k`` (only when that
         regulariser is on; StyleGAN2 appendix B, NVlabs ``training_loop.py``)."""
-        factory, spec, cfg = optimizer_factory(self.optimizer_spec, "model.optimizer"), self.optimizer_spec, self.loss_cfg
+        spec, cfg = self.optimizer_spec, self.loss_cfg
+        factory = optimizer_factory(spec, "model.optimizer")
 
         def make(params, interval: int, enabled: bool):
             ratio = interval / (interval + 1) if enabled else 1.0

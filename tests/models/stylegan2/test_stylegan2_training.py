@@ -8,7 +8,12 @@ from torch.utils.data import DataLoader, Dataset
 
 from facegen.callbacks.ema import GeneratorEMA
 from facegen.models.gan import r1_penalty
-from facegen.models.stylegan2 import Discriminator, Generator, StyleGAN2, StyleGANInputError
+from facegen.models.stylegan2 import (
+    Discriminator,
+    Generator,
+    StyleGAN2,
+    StyleGANInputError,
+)
 from facegen.models.stylegan2.losses import (
     discriminator_loss,
     generator_loss,
@@ -143,7 +148,8 @@ def test_ema_beta_half_life():
 
 def test_bad_batch_is_reported():
     module = make_module(c_dim=0)
-    with pytest.raises(StyleGANInputError, match=r"batch\['image'\]: expected shape \[B, 3, 32, 32\], got \[2, 3, 16, 16\]"):
+    message = r"batch\['image'\]: expected shape \[B, 3, 32, 32\], got \[2, 3, 16, 16\]; images in \[-1, 1\]"
+    with pytest.raises(StyleGANInputError, match=message):
         module._unpack({"image": torch.zeros(2, 3, 16, 16)})
     with pytest.raises(StyleGANInputError, match=r"batch\['c'\]: expected shape \[2, 2\], got None"):
         make_module()._unpack({"image": torch.zeros(2, 3, 32, 32)})
