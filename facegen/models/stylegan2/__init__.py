@@ -6,12 +6,9 @@ from facegen.models.stylegan2.config import (
     LossConfig,
     RegionConfig,
 )
+from facegen.models.stylegan2.discriminator import Discriminator
 from facegen.models.stylegan2.module import StyleGAN2
-from facegen.models.stylegan2.networks import (
-    Discriminator,
-    Generator,
-    StyleGANInputError,
-)
+from facegen.models.stylegan2.networks import Generator, StyleGANInputError
 
 __all__ = ["Generator", "Discriminator", "StyleGAN2", "StyleGANInputError", "AugmentConfig", "EMAConfig",
            "GridConfig", "LossConfig", "RegionConfig"]

@@ -108,10 +108,12 @@ class StyleGAN2(FacegenModule):
         self.ema_cfg = block(EMAConfig, ema, "model.ema")
         self.grid_cfg = block(GridConfig, grid, "model.grid")
         self.region_cfg = block(RegionConfig, region, "model.region")
-        if total_kimg is not None and (isinstance(total_kimg, bool) or not total_kimg > 0):
+        if total_kimg is not None and (isinstance(total_kimg, bool) or not isinstance(total_kimg, (int, float))
+                                       or total_kimg <= 0):
             raise ConfigError(f"model.total_kimg: expected a number > 0 or null, got {total_kimg!r}")
         self.total_kimg = None if total_kimg is None else float(total_kimg)
         self.optimizer_spec = opt_spec
+        self.optimizer_factory = optimizer_factory(opt_spec, "model.optimizer")  # refused here, not at fit
         self.save_hyperparameters({
             "img_resolution": img_resolution, "img_channels": img_channels, "c_dim": c_dim,
             "generator": plain(g_spec), "discriminator": plain(d_spec), "loss": plain(self.loss_cfg),
@@ -271,8 +273,7 @@ class StyleGAN2(FacegenModule):
         """The ``optimizer`` block for G and for D (+ ``region_D``) with the lazy-regularisation correction
         ``lr * r``, ``betas ** r``, ``r = k / (k + 1)`` for regularisation interval ``k`` (only when that
         regulariser is on; StyleGAN2 appendix B, NVlabs ``training_loop.py``)."""
-        spec, cfg = self.optimizer_spec, self.loss_cfg
-        factory = optimizer_factory(spec, "model.optimizer")
+        spec, cfg, factory = self.optimizer_spec, self.loss_cfg, self.optimizer_factory
 
         def make(params, interval: int, enabled: bool):
             ratio = interval / (interval + 1) if enabled else 1.0

@@ -13,7 +13,7 @@ Completion", CVPR 2017: a global plus a local adversarial loss on the face part)
 - Real and generated images are cropped at that box and resized to ``crop_size`` (bilinear,
   differentiable: :func:`crop_boxes`, kornia ``crop_and_resize``). Crops are taken from the
   *un-augmented* images (ADA's geometric transforms would move the region away from its box).
-- A small StyleGAN2 :class:`~facegen.models.stylegan2.networks.Discriminator` per region (``crop_size``
+- A small StyleGAN2 :class:`~facegen.models.stylegan2.discriminator.Discriminator` per region (``crop_size``
   pixels, the main network's ``channel_base``/``channel_max``) scores the crops. Losses are the
   non-saturating logistic ones of the main GAN, summed over regions
   (:meth:`RegionDiscriminators.generator_loss`, :meth:`~RegionDiscriminators.discriminator_loss`),
@@ -37,7 +37,8 @@ from torch import Tensor, nn
 from facegen.data.keypoints import Keypoints, default_regions, load_keypoints
 from facegen.errors import StyleGANInputError
 from facegen.models.gan import r1_penalty
-from facegen.models.stylegan2.networks import Discriminator, check_input
+from facegen.models.stylegan2.discriminator import Discriminator
+from facegen.models.stylegan2.networks import check_input
 
 
 def region_box(points: np.ndarray, margin: float = 0.25, min_size: float = 8.0,

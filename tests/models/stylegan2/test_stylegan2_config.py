@@ -48,6 +48,7 @@ def test_discriminator_follows_the_generator_unless_set():
     ({"generator": {"_target_": "os.system"}}, r"model.generator._target_='os.system'"),
     ({"optimizer": {"_target_": "builtins.eval"}}, r"model.optimizer._target_='builtins.eval'"),
     ({"total_kimg": 0}, r"model.total_kimg: expected a number > 0 or null, got 0"),
+    ({"total_kimg": "10"}, r"model.total_kimg: expected a number > 0 or null, got '10'"),
 ])
 def test_bad_blocks_name_the_key(kwargs, message):
     with pytest.raises(ConfigError, match=message):
