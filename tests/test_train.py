@@ -77,8 +77,9 @@ def test_two_process_cpu_ddp(tmp_path):
 def test_stylegan2_train_on_synthetic_faces(tmp_path):
     run_dir = tmp_path / "run"
     run_module("facegen.train", "model=stylegan2", "data.n=16", "data.resolution=32", "data.batch_size=4",
-               "model.channel_base=256", "model.channel_max=32", "model.z_dim=32", "model.w_dim=32",
-               "model.mapping_layers=2", "trainer.max_epochs=1", "+trainer.limit_train_batches=2",
+               "model.generator.channel_base=256", "model.generator.channel_max=32", "model.generator.z_dim=32",
+               "model.generator.w_dim=32", "model.generator.mapping_layers=2", "trainer.max_epochs=1",
+               "+trainer.limit_train_batches=2",
                "callbacks.progress_bar=null", "logger=csv", f"hydra.run.dir={run_dir}",
                f"paths.cache_dir={tmp_path / 'cache'}", cwd=tmp_path)
     checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
@@ -87,9 +88,10 @@ def test_stylegan2_train_on_synthetic_faces(tmp_path):
 
 TINY_STYLEGAN2 = [
     "model=stylegan2", "data.n=32", "data.resolution=32", "data.batch_size=4",
-    "model.channel_base=256", "model.channel_max=32", "model.z_dim=32", "model.w_dim=32",
-    "model.mapping_layers=2", "model.ada_kimg=0.01", "model.ada_interval=1", "model.pl_interval=2",
-    "model.r1_interval=2", "model.grid_every_kimg=1000", "callbacks.progress_bar=null",
+    "model.generator.channel_base=256", "model.generator.channel_max=32", "model.generator.z_dim=32",
+    "model.generator.w_dim=32", "model.generator.mapping_layers=2", "model.augment.kimg=0.01",
+    "model.augment.interval=1", "model.loss.pl_interval=2", "model.loss.r1_interval=2", "model.grid.every_kimg=1000",
+    "callbacks.progress_bar=null",
 ]
 
 

@@ -15,14 +15,31 @@ from facegen.errors import CheckpointError
 
 # class name -> {old flat key: "block.key" in the grouped constructor, or "" (dropped: no longer an argument)}
 FLAT_KEYS: dict[str, dict[str, str]] = {
-    "StyleGAN2": {},
+    "StyleGAN2": {
+        **{k: f"generator.{k}" for k in ("z_dim", "w_dim", "mapping_layers", "channel_base", "channel_max",
+                                          "num_fp16_res", "conv_clamp")},  # the discriminator shares the sizes
+        "mbstd_group_size": "discriminator.mbstd_group_size",
+        "lr": "optimizer.lr", "betas": "optimizer.betas",
+        **{k: f"loss.{k}" for k in ("r1_gamma", "r1_interval", "pl_weight", "pl_interval", "pl_decay",
+                                     "pl_batch_shrink", "style_mixing_prob")},
+        "augment_pipeline": "augment.pipeline", "augment_p": "augment.p", "ada_target": "augment.target",
+        "ada_interval": "augment.interval", "ada_kimg": "augment.kimg",
+        "ema_kimg": "ema.kimg", "ema_rampup": "ema.rampup",
+        **{f"grid_{k}": f"grid.{k}" for k in ("every_kimg", "rows", "cols", "seed", "truncation_psi")},
+        "region_weight": "region.weight", "regions": "region.regions", "region_landmarks": "region.landmarks",
+        "region_template_box": "region.template_box", "region_crop": "region.crop", "region_margin": "region.margin",
+    },
     "FaceTuneGAN": {},
     "DFR": {},
     "StyleRig": {},
     "FaceRegressorModule": {},
 }
 # class name -> {block: defaults of a block the old constructor had no key for}
-NEW_BLOCK_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {}
+NEW_BLOCK_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
+    "StyleGAN2": {"generator": {"_target_": "facegen.models.stylegan2.Generator"},
+                  "discriminator": {"_target_": "facegen.models.stylegan2.Discriminator"},
+                  "optimizer": {"_target_": "torch.optim.Adam", "_partial_": True, "eps": 1e-8}},
+}
 
 
 def is_flat(class_name: str, hparams: Mapping[str, Any]) -> bool:

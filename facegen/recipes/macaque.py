@@ -13,8 +13,8 @@ Facial Expressions", arXiv 2511.16711) as one resumable, data-agnostic pipeline.
    ``indices.npy``, ``selected.zip``, ``landmarks.json`` (the subset's), ``coverage.json``, ``coverage.png``;
 5. ``ablation_augmented/`` and ``ablation_selected/`` (with ``ablation=True``): StyleGAN2 on the whole pool
    and on the subset, no region loss;
-6. ``stage2_region/``: StyleGAN2 on the subset with the region loss (``stage2``: ``region_weight``,
-   ``regions``; boxes from the subset's mean landmarks, :mod:`facegen.models.stylegan2.region`);
+6. ``stage2_region/``: StyleGAN2 on the subset with the region loss (``stage2``: keys of ``model.region``,
+   ``weight``, ``regions``; boxes from the subset's mean landmarks, :mod:`facegen.models.stylegan2.region`);
 7. ``stylespace/``: StyleSpace channel scores per region, edit directions, edit and mixing grids
    (:mod:`facegen.editing.stylespace`) of the stage-2 generator;
 8. ``metrics/ablation.{csv,md}``: :func:`evaluate_recipe` (also ``python -m facegen.evaluate recipe_dir=...``).
@@ -38,7 +38,6 @@ from typing import Any
 import imageio.v3 as iio
 import numpy as np
 import torch
-from lightning.pytorch import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from facegen.augment.motion_transfer import augment_dataset
@@ -76,17 +75,6 @@ TRAINING_STAGES = {  # folder -> (ablation row, training data, region loss)
     "stage2_region": ("+ region loss", "selected", True),
 }
 FRAME = re.compile(r"_mt\d+\.png$")
-
-
-class StopAtKimg(Callback):
-    """Stop fitting once ``pl_module.cur_nimg`` reaches ``kimg`` thousand images (counts survive a resume)."""
-
-    def __init__(self, kimg: float):
-        self.kimg = kimg
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if pl_module.cur_nimg >= self.kimg * 1000:
-            trainer.should_stop = True
 
 
 def load_G(ckpt: Path):
@@ -133,14 +121,16 @@ class MacaqueRecipe:
     ``conf/experiment/stylegan2_macaque.yaml``; :meth:`run` takes the whole training config.
 
     Args:
-        out_dir: recipe folder. kimg: training length of every StyleGAN2 stage (thousands of images).
+        out_dir: recipe folder. kimg: training length of every StyleGAN2 stage (thousands of images; set as the
+            model's ``total_kimg``, which survives a resume).
         ablation: also train the ``+ augmentation`` and ``+ selection`` rows.
         augment: keyword arguments of ``augment_dataset`` (``frames_per_still``, ``landmarks``, ``driving``,
             ``expressions``, ``template_box``, ...; ``None`` values are left at its defaults).
         projection: ``num_steps``, ``batch_size`` of ``invert_pool``; ``region_weight`` > 0 projects with
             :func:`facegen.models.stylegan2.projection.project` and the region-weighted term on ``stage2.regions``.
         selection: ``fraction`` of the pool or ``size``; ``method`` (kmeans | fps | inverse_density).
-        stage2: model overrides of the final stage (``region_weight``, ``regions``, ``region_crop``).
+        stage2: overrides of the model's ``region`` block in the final stage (``weight``, ``regions``, ``crop``,
+            ``margin``; :class:`facegen.models.stylegan2.config.RegionConfig`).
         stylespace: ``regions``, ``num_samples``, ``top_k``, ``alphas``, ``layer_ranges`` (label -> W+ indices).
         evaluation: ``num_samples``, ``inception_weights_path``, ``regressor_steps`` (:func:`evaluate_recipe`).
         seed: seeds every stage.
@@ -155,7 +145,7 @@ class MacaqueRecipe:
         self.augment = {k: v for k, v in dict(augment or {}).items() if v is not None}
         self.projection = dict(projection or {})
         self.selection = dict(selection or {})
-        self.stage2 = dict(stage2 or {"region_weight": 1.0, "regions": ["eyes"]})
+        self.stage2 = dict(stage2 or {"weight": 1.0, "regions": ["eyes"]})
         self.stylespace = dict(stylespace or {})
         self.evaluation = dict(evaluation or {})
         self.timings: dict[str, float] = {}
@@ -195,7 +185,8 @@ class MacaqueRecipe:
 
     def train_stage(self, cfg: DictConfig, stage: str, data_root: Path, region: bool = False) -> dict:
         """Train StyleGAN2 on ``data_root`` for ``kimg`` into ``out/stage`` (``facegen.train.train`` with
-        ``paths.output_dir``, ``data.root`` and, for the region stage, ``stage2`` model keys replaced)."""
+        ``paths.output_dir``, ``data.root``, ``model.total_kimg`` and, for the region stage, the ``stage2`` keys
+        of ``model.region`` replaced)."""
         folder = self.out / stage
         if (done := _done(folder)) is not None:
             log.info("%s: done (%s), skipped", stage, folder)
@@ -206,14 +197,15 @@ class MacaqueRecipe:
         stage_cfg.run_name = f"{cfg.get('run_name', 'macaque')}_{stage}"
         stage_cfg.data.root = str(data_root)
         stage_cfg.evaluate_after_fit = False
+        if stage_cfg.model.get("region") is None:
+            stage_cfg.model.region = {}
         if region:
             for key, value in self.stage2.items():
-                stage_cfg.model[key] = value
-            stage_cfg.model.region_landmarks = str(self.out / "selection" / "landmarks.json")
+                stage_cfg.model.region[key] = value
+            stage_cfg.model.region.landmarks = str(self.out / "selection" / "landmarks.json")
         else:
-            stage_cfg.model.region_weight = 0.0
-        stage_cfg.callbacks = {**(OmegaConf.to_container(cfg.get("callbacks") or {})),
-                               "stop_at_kimg": {"_target_": f"{__name__}.StopAtKimg", "kimg": self.kimg}}
+            stage_cfg.model.region.weight = 0.0
+        stage_cfg.model.total_kimg = self.kimg
         last = folder / "checkpoints" / "last.ckpt"
         stage_cfg.ckpt_path = str(last) if last.is_file() else None
         if last.is_file():
@@ -424,4 +416,4 @@ def _count(root: Path) -> int:
     return sum(1 for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
 
 
-__all__ = ["MacaqueRecipe", "StopAtKimg", "evaluate_recipe", "load_images", "write_subset_zip"]
+__all__ = ["MacaqueRecipe", "evaluate_recipe", "load_images", "write_subset_zip"]

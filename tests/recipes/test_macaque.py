@@ -15,10 +15,11 @@ from facegen.train import train
 REPO = Path(__file__).resolve().parents[2]
 TINY = [
     "data.resolution=32", "data.channels=1", "data.batch_size=4",
-    "model.z_dim=16", "model.w_dim=16", "model.mapping_layers=2", "model.channel_base=128", "model.channel_max=16",
-    "model.grid_every_kimg=0", "model.r1_interval=2", "model.pl_interval=2",
+    "model.generator.z_dim=16", "model.generator.w_dim=16", "model.generator.mapping_layers=2",
+    "model.generator.channel_base=128", "model.generator.channel_max=16",
+    "model.grid.every_kimg=0", "model.loss.r1_interval=2", "model.loss.pl_interval=2",
     "recipe.kimg=0.008", "recipe.augment.frames_per_still=2", "recipe.projection.num_steps=3",
-    "recipe.projection.batch_size=8", "recipe.selection.fraction=0.5", "recipe.stage2.region_crop=8",
+    "recipe.projection.batch_size=8", "recipe.selection.fraction=0.5", "recipe.stage2.crop=8",
     "recipe.stylespace.num_samples=1", "recipe.stylespace.top_k=2",
     "recipe.evaluation.num_samples=16", "recipe.evaluation.regressor_steps=5",
     "callbacks.progress_bar=null", "logger=none", "trainer.enable_model_summary=false",

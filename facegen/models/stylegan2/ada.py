@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from facegen.models.stylegan2.networks import StyleGANInputError
+from facegen.models.stylegan2.networks import StyleGANInputError, check_input
 from facegen.nn.stylegan_layers import downsample2d, setup_filter, upsample2d
 
 # Symlet-6 low-pass analysis filter (pywt 'sym6' dec_lo), NVlabs ``wavelets['sym6']``.
@@ -210,8 +210,10 @@ class AugmentPipe(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Augment ``images [B, C, H, W]`` (C = 1 or 3) -> same shape; identity when ``p == 0``."""
-        if images.ndim != 4 or images.shape[1] not in (1, 3):
-            raise StyleGANInputError(f"ADA expects images [B, 1 or 3, H, W], got {list(images.shape)}")
+        check_input(images, ["B", "C", "H", "W"], "images", hint="ADA augments [B, 1 or 3, H, W]")
+        if images.shape[1] not in (1, 3):
+            raise StyleGANInputError(f"images: expected 1 or 3 channels, got {images.shape[1]} "
+                                     f"(shape {list(images.shape)})")
         if float(self.p) <= 0:
             return images
         batch, channels, height, width = images.shape

@@ -331,12 +331,21 @@ def _find_key(tree: Any, name: str) -> Any:
     return None
 
 
+def _conv_clamp(hparams: dict) -> float | None:
+    """The generator's ``conv_clamp`` in a StyleGAN2 checkpoint's hyper-parameters (``generator.conv_clamp``;
+    flat ``conv_clamp`` in checkpoints written before the grouped constructor)."""
+    generator = hparams.get("generator") if isinstance(hparams, dict) else None
+    if isinstance(generator, dict) and "conv_clamp" in generator:
+        return generator["conv_clamp"]
+    return _find_key(hparams, "conv_clamp")
+
+
 def _from_lightning(obj: Any, source: str, prefix: str = "G_ema."):
     state = obj.get("state_dict") if isinstance(obj, dict) else None
     if not isinstance(state, dict) or not any(k.startswith(prefix) for k in state):
         raise CheckpointError(f"{source}: no '{prefix}*' keys in 'state_dict'; expected a facegen StyleGAN2 checkpoint")
     G = generator_from_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)},
-                                  conv_clamp=_find_key(_plain(obj.get("hyper_parameters", {})), "conv_clamp"),
+                                  conv_clamp=_conv_clamp(_plain(obj.get("hyper_parameters", {}))),
                                   source=source)
     return G, G.mapping.w_avg.clone()
 

@@ -1,10 +1,11 @@
-"""StyleGAN2 generator (mapping + skip synthesis) and residual discriminator.
+"""StyleGAN2 generator (mapping + skip synthesis) and the input checks shared with the discriminator.
 
 Karras et al., "Analyzing and Improving the Image Quality of StyleGAN" (CVPR 2020), config F with the
 stylegan2-ada-pytorch changes (Karras et al. 2020b): channel_base 32768, lr multiplier 0.01 in the
 mapping network, conv_clamp 256 and fp16 in the highest resolutions under mixed precision. Module,
 parameter and buffer names equal NVlabs ``training/networks.py`` (``mapping.fc0``, ``synthesis.b4.const``,
-``synthesis.b8.conv0.affine``, ``b4.mbstd`` ...), so an NVlabs state dict loads with ``load_state_dict``.
+``synthesis.b8.conv0.affine`` ...), so an NVlabs state dict loads with ``load_state_dict``. The residual
+discriminator is in :mod:`facegen.models.stylegan2.discriminator`.
 
 Mixed precision: a block marked ``use_fp16`` (the ``num_fp16_res`` highest resolutions) runs in the
 autocast dtype when autocast is on (Lightning ``16-mixed`` / ``bf16-mixed``); every other block, the
@@ -26,7 +27,6 @@ from torch import nn
 
 from facegen.errors import StyleGANInputError
 from facegen.nn.stylegan_layers import (
-    Conv2dLayer,
     FullyConnectedLayer,
     bias_act,
     modulated_conv2d,
@@ -34,18 +34,32 @@ from facegen.nn.stylegan_layers import (
     setup_filter,
     upsample2d,
 )
+from facegen.shapes import assert_shape, format_shape
 
 NOISE_MODES = ("const", "random", "none")
 
 
-def _block_precision(use_fp16: bool, device_type: str) -> tuple[torch.dtype, contextlib.AbstractContextManager]:
+def block_precision(use_fp16: bool, device_type: str) -> tuple[torch.dtype, contextlib.AbstractContextManager]:
     """Compute dtype and autocast context of a block: the autocast dtype for fp16 blocks, else float32."""
     if use_fp16 and torch.is_autocast_enabled(device_type):
         return torch.get_autocast_dtype(device_type), contextlib.nullcontext()
     return torch.float32, torch.autocast(device_type, enabled=False)
 
 
-def _check_resolution(img_resolution: int) -> None:
+def check_input(value: torch.Tensor | None, shape: Sequence[int | str | None], name: str, hint: str = "") -> None:
+    """:func:`facegen.shapes.assert_shape` with :class:`StyleGANInputError`, also for a missing (``None``) input.
+
+    Raises:
+        StyleGANInputError: ``<name>: expected shape [B, 16], got [4, 15]`` (or ``got None``), then ``; hint``.
+    """
+    if value is None:
+        message = f"{name}: expected shape {format_shape(shape)}, got None"
+        raise StyleGANInputError(f"{message}; {hint}" if hint else message)
+    assert_shape(value, shape, name, error=StyleGANInputError, hint=hint)
+
+
+def check_resolution(img_resolution: int) -> None:
+    """Raises StyleGANInputError unless ``img_resolution`` is a power of two >= 4."""
     if img_resolution < 4 or img_resolution & (img_resolution - 1):
         raise StyleGANInputError(f"img_resolution must be a power of two >= 4 (32 to 1024 tested), "
                                  f"got {img_resolution}")
@@ -87,16 +101,15 @@ class MappingNetwork(nn.Module):
         Raises:
             StyleGANInputError: wrong z or c shape.
         """
+        if self.z_dim > 0:
+            check_input(z, ["B", self.z_dim], "z", hint="latents of N(0, I)")
+        if self.c_dim > 0:
+            check_input(c, [z.shape[0] if self.z_dim > 0 else "B", self.c_dim], "c", hint="one-hot labels")
         with torch.autocast(z.device.type if z is not None else c.device.type, enabled=False):
             x = None
             if self.z_dim > 0:
-                if z is None or z.ndim != 2 or z.shape[1] != self.z_dim:
-                    raise StyleGANInputError(f"z must be [B, {self.z_dim}], got {None if z is None else list(z.shape)}")
                 x = normalize_2nd_moment(z.float())
             if self.c_dim > 0:
-                if c is None or c.ndim != 2 or c.shape[1] != self.c_dim:
-                    raise StyleGANInputError(f"c must be [B, {self.c_dim}] (one-hot labels), "
-                                             f"got {None if c is None else list(c.shape)}")
                 y = normalize_2nd_moment(self.embed(c.float()))
                 x = torch.cat([x, y], dim=1) if x is not None else y
             for idx in range(self.num_layers):
@@ -192,7 +205,7 @@ class SynthesisBlock(nn.Module):
                 noise_mode: str = "const") -> tuple[torch.Tensor, torch.Tensor]:
         """Features ``[B, I, R/2, R/2]`` (None at 4x4) and image ``[B, C, R/2, R/2]`` -> both at ``R``."""
         device_type = styles[0].device.type
-        dtype, precision = _block_precision(self.use_fp16, device_type)
+        dtype, precision = block_precision(self.use_fp16, device_type)
         with precision:
             if self.in_channels == 0:
                 x = self.const.to(dtype).unsqueeze(0).repeat([styles[0].shape[0], 1, 1, 1])
@@ -213,7 +226,7 @@ class SynthesisNetwork(nn.Module):
     def __init__(self, w_dim: int, img_resolution: int, img_channels: int, channel_base: int = 32768,
                  channel_max: int = 512, num_fp16_res: int = 0, conv_clamp: float | None = None):
         super().__init__()
-        _check_resolution(img_resolution)
+        check_resolution(img_resolution)
         self.w_dim, self.img_resolution, self.img_channels = w_dim, img_resolution, img_channels
         log2 = int(math.log2(img_resolution))
         self.block_resolutions = [2 ** i for i in range(2, log2 + 1)]
@@ -238,8 +251,7 @@ class SynthesisNetwork(nn.Module):
         Block at resolution R uses ``ws[:, i : i + num_conv + 1]`` where ``i`` counts earlier blocks' convs
         (each toRGB shares its w with the next block's first conv, as NVlabs). Affines run in float32.
         """
-        if ws.ndim != 3 or ws.shape[1] != self.num_ws or ws.shape[2] != self.w_dim:
-            raise StyleGANInputError(f"ws must be [B, {self.num_ws}, {self.w_dim}], got {list(ws.shape)}")
+        check_input(ws, ["B", self.num_ws, self.w_dim], "ws", hint="W+ latents [B, num_ws, w_dim]")
         styles, w_idx = [], 0
         with torch.autocast(ws.device.type, enabled=False):
             ws = ws.float()
@@ -264,7 +276,11 @@ class SynthesisNetwork(nn.Module):
         return img
 
     def forward(self, ws: torch.Tensor, noise_mode: str = "const") -> torch.Tensor:
-        """``ws [B, num_ws, w_dim]`` -> image ``[B, img_channels, R, R]`` float32, about [-1, 1]."""
+        """``ws [B, num_ws, w_dim]`` -> image ``[B, img_channels, R, R]`` float32, about [-1, 1].
+
+        Raises:
+            StyleGANInputError: ws of the wrong shape, or an unknown ``noise_mode``.
+        """
         return self.forward_s(self.w_to_s(ws), noise_mode=noise_mode)
 
 
@@ -296,133 +312,14 @@ class Generator(nn.Module):
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, truncation_psi: float = 1.0,
                 truncation_cutoff: int | None = None, noise_mode: str = "const") -> torch.Tensor:
-        """``z [B, z_dim]``, ``c [B, c_dim]`` -> image ``[B, img_channels, R, R]`` float32, about [-1, 1]."""
+        """``z [B, z_dim]``, ``c [B, c_dim]`` -> image ``[B, img_channels, R, R]`` float32, about [-1, 1].
+
+        Raises:
+            StyleGANInputError: z or c of the wrong shape, c missing for a conditional generator.
+        """
         ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
         return self.synthesis(ws, noise_mode=noise_mode)
 
 
-class DiscriminatorBlock(nn.Module):
-    """Residual discriminator block: (fromrgb) -> conv0 -> conv1 down x2, plus a 1x1 skip down x2; both
-    branches scaled by sqrt(0.5) (NVlabs ``DiscriminatorBlock``, architecture "resnet")."""
-
-    def __init__(self, in_channels: int, tmp_channels: int, out_channels: int, img_channels: int,
-                 use_fp16: bool = False, conv_clamp: float | None = None):
-        super().__init__()
-        self.in_channels, self.use_fp16 = in_channels, use_fp16
-        if in_channels == 0:
-            self.fromrgb = Conv2dLayer(img_channels, tmp_channels, 1, activation="lrelu", conv_clamp=conv_clamp)
-        self.conv0 = Conv2dLayer(tmp_channels, tmp_channels, 3, activation="lrelu", conv_clamp=conv_clamp)
-        self.conv1 = Conv2dLayer(tmp_channels, out_channels, 3, activation="lrelu", down=2, conv_clamp=conv_clamp)
-        self.skip = Conv2dLayer(tmp_channels, out_channels, 1, bias=False, down=2)
-
-    def forward(self, x: torch.Tensor | None, img: torch.Tensor) -> torch.Tensor:
-        """Features ``[B, I, R, R]`` (or the image at the first block) -> ``[B, O, R/2, R/2]``."""
-        dtype, precision = _block_precision(self.use_fp16, img.device.type)
-        with precision:
-            x = self.fromrgb(img.to(dtype)) if self.in_channels == 0 else x.to(dtype)
-            y = self.skip(x, gain=math.sqrt(0.5))
-            x = self.conv1(self.conv0(x), gain=math.sqrt(0.5))
-            return y + x
-
-
-class MinibatchStdLayer(nn.Module):
-    """Append the mean (over channels and pixels) of the per-group feature stddev as extra channels.
-
-    Groups of ``group_size`` samples (NVlabs ``MinibatchStdLayer``); when the batch is not divisible by
-    ``group_size`` the largest divisor of the batch below it is used (NVlabs asserts instead).
-    ``[B, C, H, W]`` -> ``[B, C + num_channels, H, W]``.
-    """
-
-    def __init__(self, group_size: int = 4, num_channels: int = 1):
-        super().__init__()
-        self.group_size, self.num_channels = group_size, num_channels
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, c, h, w = x.shape
-        g = min(self.group_size, n)
-        while n % g:
-            g -= 1
-        f = self.num_channels
-        y = x.reshape(g, -1, f, c // f, h, w)
-        y = (y - y.mean(dim=0)).square().mean(dim=0)
-        y = (y + 1e-8).sqrt().mean(dim=[2, 3, 4]).reshape(-1, f, 1, 1)
-        return torch.cat([x, y.repeat(g, 1, h, w)], dim=1)
-
-    def extra_repr(self) -> str:
-        return f"group_size={self.group_size}, num_channels={self.num_channels}"
-
-
-class DiscriminatorEpilogue(nn.Module):
-    """4x4 head: minibatch stddev -> 3x3 conv -> FC -> logit (or label projection with ``cmap``)."""
-
-    def __init__(self, in_channels: int, cmap_dim: int, mbstd_group_size: int = 4, mbstd_num_channels: int = 1,
-                 conv_clamp: float | None = None):
-        super().__init__()
-        self.cmap_dim = cmap_dim
-        self.mbstd = MinibatchStdLayer(mbstd_group_size, mbstd_num_channels) if mbstd_num_channels > 0 else None
-        self.conv = Conv2dLayer(in_channels + mbstd_num_channels, in_channels, 3, activation="lrelu",
-                                conv_clamp=conv_clamp)
-        self.fc = FullyConnectedLayer(in_channels * 16, in_channels, activation="lrelu")
-        self.out = FullyConnectedLayer(in_channels, 1 if cmap_dim == 0 else cmap_dim)
-
-    def forward(self, x: torch.Tensor, cmap: torch.Tensor | None) -> torch.Tensor:
-        """``x [B, C, 4, 4]`` float32 -> logits ``[B, 1]``."""
-        if self.mbstd is not None:
-            x = self.mbstd(x)
-        x = self.out(self.fc(self.conv(x).flatten(1)))
-        if cmap is not None:
-            x = (x * cmap).sum(dim=1, keepdim=True) * (1 / math.sqrt(self.cmap_dim))
-        return x
-
-
-class Discriminator(nn.Module):
-    """StyleGAN2 residual discriminator with minibatch stddev; labels by projection (NVlabs ``Discriminator``).
-
-    Args:
-        c_dim: label size (0 = unconditional); img_resolution: 32 to 1024 (power of two); img_channels: 1 or 3.
-        channel_base, channel_max: channels at resolution R are ``min(channel_base // R, channel_max)``.
-        mbstd_group_size, mbstd_num_channels: minibatch stddev group size and number of stddev channels.
-        num_fp16_res, conv_clamp: as :class:`Generator`.
-    """
-
-    def __init__(self, c_dim: int = 0, img_resolution: int = 64, img_channels: int = 3, channel_base: int = 32768,
-                 channel_max: int = 512, mbstd_group_size: int = 4, mbstd_num_channels: int = 1,
-                 num_fp16_res: int = 0, conv_clamp: float | None = None):
-        super().__init__()
-        _check_resolution(img_resolution)
-        self.init_kwargs = dict(c_dim=c_dim, img_resolution=img_resolution, img_channels=img_channels,
-                                channel_base=channel_base, channel_max=channel_max, mbstd_group_size=mbstd_group_size,
-                                mbstd_num_channels=mbstd_num_channels, num_fp16_res=num_fp16_res,
-                                conv_clamp=conv_clamp)
-        self.c_dim, self.img_resolution, self.img_channels = c_dim, img_resolution, img_channels
-        log2 = int(math.log2(img_resolution))
-        self.block_resolutions = [2 ** i for i in range(log2, 2, -1)]
-        channels = {res: min(channel_base // res, channel_max) for res in self.block_resolutions + [4]}
-        fp16_resolution = max(2 ** (log2 + 1 - num_fp16_res), 8)
-        cmap_dim = channels[4] if c_dim > 0 else 0
-        for res in self.block_resolutions:
-            setattr(self, f"b{res}", DiscriminatorBlock(
-                channels[res] if res < img_resolution else 0, channels[res], channels[res // 2], img_channels,
-                use_fp16=res >= fp16_resolution, conv_clamp=conv_clamp))
-        if c_dim > 0:
-            self.mapping = MappingNetwork(0, c_dim, cmap_dim, num_ws=None, w_avg_beta=None)
-        self.b4 = DiscriminatorEpilogue(channels[4], cmap_dim, mbstd_group_size, mbstd_num_channels, conv_clamp)
-
-    def forward(self, img: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
-        """``img [B, img_channels, R, R]`` in [-1, 1], ``c [B, c_dim]`` -> logits ``[B, 1]`` float32.
-
-        Raises:
-            StyleGANInputError: wrong image shape or missing labels.
-        """
-        if img.ndim != 4 or img.shape[1:] != (self.img_channels, self.img_resolution, self.img_resolution):
-            raise StyleGANInputError(f"images must be [B, {self.img_channels}, {self.img_resolution}, "
-                                     f"{self.img_resolution}], got {list(img.shape)}")
-        x = None
-        for res in self.block_resolutions:
-            x = getattr(self, f"b{res}")(x, img)
-        with torch.autocast(img.device.type, enabled=False):
-            cmap = self.mapping(None, c) if self.c_dim > 0 else None
-            return self.b4(x.float(), cmap)
-
-
-__all__ = ["Generator", "Discriminator", "MappingNetwork", "SynthesisNetwork", "StyleGANInputError"]
+__all__ = ["Generator", "MappingNetwork", "SynthesisNetwork", "StyleGANInputError", "block_precision",
+           "check_input", "check_resolution"]

@@ -34,6 +34,7 @@ from torchmetrics.functional.image import multiscale_structural_similarity_index
 
 from facegen.errors import MissingWeightsError, ProjectionInputError
 from facegen.metrics.lpips import LPIPS
+from facegen.shapes import assert_shape
 from facegen.utils import atomic_write
 
 _MS_SSIM_BETAS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)  # Wang et al. 2003, table 1
@@ -248,12 +249,8 @@ def project(
     Raises:
         ProjectionInputError: targets of the wrong shape or outside [-1, 1], or an unknown ``latent_space``.
     """
-    expected = (G.img_channels, G.img_resolution, G.img_resolution)
-    if targets.ndim != 4 or tuple(targets.shape[1:]) != expected:
-        raise ProjectionInputError(
-            f"targets have shape {list(targets.shape)}; expected [B, {expected[0]}, {expected[1]}, {expected[2]}] "
-            "(the generator's channels and resolution)"
-        )
+    assert_shape(targets, ["B", G.img_channels, G.img_resolution, G.img_resolution], "targets",
+                 error=ProjectionInputError, hint="the generator's channels and resolution")
     if targets.min() < -1.001 or targets.max() > 1.001:
         raise ProjectionInputError(
             f"targets span [{float(targets.min()):.3f}, {float(targets.max()):.3f}]; expected floats in [-1, 1]"
@@ -273,11 +270,14 @@ def project(
     w_opt = w_avg.to(device).view(1, 1, -1).repeat(batch, num_latents, 1).requires_grad_(True)
     if w_init is not None:
         w_init = w_init.detach().to(device=device, dtype=torch.float32)
+        w_dim = w_opt.shape[2]
+        if w_init.ndim == 2:
+            assert_shape(w_init, [batch, w_dim], "w_init", error=ProjectionInputError, hint="one w per target")
+        else:
+            layers = 1 if w_init.ndim == 3 and w_init.shape[1] == 1 else num_latents
+            assert_shape(w_init, [batch, layers, w_dim], "w_init", error=ProjectionInputError,
+                         hint=f"[{batch}, {w_dim}] or [{batch}, {num_latents}, {w_dim}]")
         w_init = w_init[:, None] if w_init.ndim == 2 else w_init
-        if w_init.ndim != 3 or w_init.shape[0] != batch or w_init.shape[1] not in (1, num_latents) \
-                or w_init.shape[2] != w_opt.shape[2]:
-            raise ProjectionInputError(f"w_init has shape {list(w_init.shape)}; expected [{batch}, {w_opt.shape[2]}] "
-                                       f"or [{batch}, {num_latents}, {w_opt.shape[2]}]")
         w_opt = w_init.expand(-1, num_latents, -1).clone().requires_grad_(True)
     noise = {  # optimised maps start from N(0, 1) (reference); fixed ones are the generator's own
         name: (torch.randn((batch, 1, *buf.shape[-2:]), generator=generator, device=device).requires_grad_(True)

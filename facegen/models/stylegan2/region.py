@@ -13,7 +13,7 @@ Completion", CVPR 2017: a global plus a local adversarial loss on the face part)
 - Real and generated images are cropped at that box and resized to ``crop_size`` (bilinear,
   differentiable: :func:`crop_boxes`, kornia ``crop_and_resize``). Crops are taken from the
   *un-augmented* images (ADA's geometric transforms would move the region away from its box).
-- A small StyleGAN2 :class:`~facegen.models.stylegan2.networks.Discriminator` per region (``crop_size``
+- A small StyleGAN2 :class:`~facegen.models.stylegan2.discriminator.Discriminator` per region (``crop_size``
   pixels, the main network's ``channel_base``/``channel_max``) scores the crops. Losses are the
   non-saturating logistic ones of the main GAN, summed over regions
   (:meth:`RegionDiscriminators.generator_loss`, :meth:`~RegionDiscriminators.discriminator_loss`),
@@ -37,7 +37,8 @@ from torch import Tensor, nn
 from facegen.data.keypoints import Keypoints, default_regions, load_keypoints
 from facegen.errors import StyleGANInputError
 from facegen.models.gan import r1_penalty
-from facegen.models.stylegan2.networks import Discriminator
+from facegen.models.stylegan2.discriminator import Discriminator
+from facegen.models.stylegan2.networks import check_input
 
 
 def region_box(points: np.ndarray, margin: float = 0.25, min_size: float = 8.0,
@@ -64,6 +65,9 @@ def mean_landmarks(source) -> tuple[np.ndarray, dict[str, np.ndarray], tuple[int
     landmarks file path (CSV/JSON, read by ``load_keypoints``) or an array ``[K, 2]`` / ``[N, K, 2]`` (68 points).
 
     The mean is over all annotated images (the template when none is annotated).
+
+    Raises:
+        StyleGANInputError: no keypoints, or an array that is not ``[K, 2]`` / ``[N, K, 2]``.
     """
     if isinstance(source, (str, Path)):
         source = load_keypoints(source)
@@ -73,9 +77,9 @@ def mean_landmarks(source) -> tuple[np.ndarray, dict[str, np.ndarray], tuple[int
             raise StyleGANInputError(f"{source.source}: no keypoints to place the region boxes")
         return np.mean(np.stack(arrays), axis=0), source.regions, source.image_size
     array = np.asarray(source, dtype=np.float64)
+    check_input(array, ["N", "K", 2] if array.ndim == 3 else ["K", 2], "landmarks",
+                hint="(u, v) pixels, [K, 2] or [N, K, 2]")
     array = array.mean(0) if array.ndim == 3 else array
-    if array.ndim != 2 or array.shape[1] != 2:
-        raise StyleGANInputError(f"landmarks must be [K, 2] or [N, K, 2] pixels, got {list(np.shape(source))}")
     return array, default_regions(array.shape[0]), None
 
 
@@ -104,7 +108,13 @@ def region_boxes(landmarks, regions: Sequence[str], resolution: int, margin: flo
 
 def crop_boxes(images: Tensor, boxes: Tensor, size: int) -> Tensor:
     """Bilinear crops ``[B, C, size, size]`` of ``images [B, C, H, W]`` at ``boxes`` ``[4]`` or ``[B, 4]``
-    (x0, y0, x1, y1 pixels; kornia ``crop_and_resize``, differentiable w.r.t. the images)."""
+    (x0, y0, x1, y1 pixels; kornia ``crop_and_resize``, differentiable w.r.t. the images).
+
+    Raises:
+        StyleGANInputError: images not ``[B, C, H, W]`` or boxes not ``[4]`` / ``[B, 4]``.
+    """
+    check_input(images, ["B", "C", "H", "W"], "images")
+    check_input(boxes, [4] if boxes.ndim == 1 else [images.shape[0], 4], "boxes", hint="(x0, y0, x1, y1) pixels")
     boxes = boxes.to(images).reshape(-1, 4).expand(images.shape[0], 4)
     x0, y0, x1, y1 = boxes.unbind(-1)
     corners = torch.stack([torch.stack([x0, y0], -1), torch.stack([x1, y0], -1),
@@ -129,6 +139,8 @@ class RegionDiscriminators(nn.Module):
         img_channels: image channels; crop_size: crop side in pixels (power of two >= 8).
         channel_base, channel_max, mbstd_group_size: sizes of each region's :class:`Discriminator`.
     Buffers: ``boxes [R, 4]`` (saved in checkpoints).
+    Raises:
+        StyleGANInputError: no boxes, or a box that is not 4 numbers.
     """
 
     def __init__(self, boxes: Mapping[str, Sequence[float]], img_channels: int, crop_size: int = 16,
@@ -136,6 +148,8 @@ class RegionDiscriminators(nn.Module):
         super().__init__()
         if not boxes:
             raise StyleGANInputError("RegionDiscriminators needs at least one region box")
+        for name, box in boxes.items():
+            check_input(np.asarray(box), [4], f"boxes[{name!r}]", hint="(x0, y0, x1, y1) pixels")
         self.names = list(boxes)
         self.crop_size = crop_size
         self.register_buffer("boxes", torch.tensor(np.stack([np.asarray(boxes[n], np.float32) for n in self.names])))

@@ -17,6 +17,7 @@ from facegen.models.stylegan2.region import (
 )
 
 TINY = dict(z_dim=16, w_dim=16, mapping_layers=2, channel_base=128, channel_max=16)
+TINY_G = {"generator": TINY}
 
 
 def landmarks_at(eye_centre, mouth_centre, spread=2.0) -> np.ndarray:
@@ -71,11 +72,12 @@ def test_region_discriminator_learns_and_passes_gradients_to_images():
 
 
 def test_module_off_by_default_and_trains_with_region_loss(tmp_path):
-    off = StyleGAN2(img_resolution=32, img_channels=1, **TINY)
+    off = StyleGAN2(img_resolution=32, img_channels=1, **TINY_G)
     assert off.region_D is None and not any(k.startswith("region_D") for k in off.state_dict())
     torch.manual_seed(0)
-    module = StyleGAN2(img_resolution=32, img_channels=1, **TINY, region_weight=1.0, regions=["eyes", "mouth"],
-                       region_crop=8, r1_interval=2, pl_weight=0.0, augment_pipeline=None, grid_every_kimg=0)
+    module = StyleGAN2(img_resolution=32, img_channels=1, **TINY_G,
+                       region={"weight": 1.0, "regions": ["eyes", "mouth"], "crop": 8},
+                       loss={"r1_interval": 2, "pl_weight": 0.0}, augment=None, grid={"every_kimg": 0})
     assert set(module.region_D.names) == {"eyes", "mouth"}
     before = module.region_D.D["eyes"].b4.out.weight.detach().clone()
     data = TensorDataset(torch.rand(8, 1, 32, 32) * 2 - 1)

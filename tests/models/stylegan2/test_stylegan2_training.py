@@ -8,7 +8,12 @@ from torch.utils.data import DataLoader, Dataset
 
 from facegen.callbacks.ema import GeneratorEMA
 from facegen.models.gan import r1_penalty
-from facegen.models.stylegan2 import Discriminator, Generator, StyleGAN2
+from facegen.models.stylegan2 import (
+    Discriminator,
+    Generator,
+    StyleGAN2,
+    StyleGANInputError,
+)
 from facegen.models.stylegan2.losses import (
     discriminator_loss,
     generator_loss,
@@ -77,8 +82,8 @@ def test_penalties_hand_checked():
 
 
 def make_module(**kw) -> StyleGAN2:
-    args = dict(img_resolution=32, img_channels=3, c_dim=2, **TINY, r1_gamma=1.0, augment_p=0.3, ada_kimg=0.1,
-                ema_kimg=0.01, grid_every_kimg=0.032, grid_rows=2, grid_cols=2)
+    args = dict(img_resolution=32, img_channels=3, c_dim=2, generator=TINY, loss={"r1_gamma": 1.0},
+                augment={"p": 0.3, "kimg": 0.1}, ema={"kimg": 0.01}, grid={"every_kimg": 0.032, "rows": 2, "cols": 2})
     args.update(kw)
     return StyleGAN2(**args)
 
@@ -143,5 +148,8 @@ def test_ema_beta_half_life():
 
 def test_bad_batch_is_reported():
     module = make_module(c_dim=0)
-    with pytest.raises(Exception, match=r"\[B, 3, 32, 32\]"):
+    message = r"batch\['image'\]: expected shape \[B, 3, 32, 32\], got \[2, 3, 16, 16\]; images in \[-1, 1\]"
+    with pytest.raises(StyleGANInputError, match=message):
         module._unpack({"image": torch.zeros(2, 3, 16, 16)})
+    with pytest.raises(StyleGANInputError, match=r"batch\['c'\]: expected shape \[2, 2\], got None"):
+        make_module()._unpack({"image": torch.zeros(2, 3, 32, 32)})

@@ -47,8 +47,12 @@ def test_shapes_and_layer_names(res, channels):
     img = G(torch.randn(4, 16))
     assert img.shape == (4, channels, res, res) and torch.isfinite(img).all()
     assert D(img).shape == (4, 1)
-    with pytest.raises(StyleGANInputError, match=r"\[B, 16\]"):
+    with pytest.raises(StyleGANInputError, match=r"z: expected shape \[B, 16\], got \[4, 15\]"):
         G(torch.randn(4, 15))
+    with pytest.raises(StyleGANInputError, match=rf"images: expected shape \[B, {channels}, {res}, {res}\]"):
+        D(img[:, :, :-1])
+    with pytest.raises(StyleGANInputError, match=rf"ws: expected shape \[B, {G.num_ws}, 16\], got \[4, 1, 16\]"):
+        G.synthesis(torch.randn(4, 1, 16))
 
 
 def test_conditional_networks():
@@ -56,8 +60,10 @@ def test_conditional_networks():
     D = Discriminator(c_dim=5, img_resolution=32, channel_base=128, channel_max=16)
     c = F.one_hot(torch.arange(4), 5).float()
     assert D(G(torch.randn(4, 16), c), c).shape == (4, 1)
-    with pytest.raises(StyleGANInputError, match="c must be"):
+    with pytest.raises(StyleGANInputError, match=r"c: expected shape \[4, 5\], got None; one-hot labels"):
         G(torch.randn(4, 16))
+    with pytest.raises(StyleGANInputError, match=r"c: expected shape \[4, 5\], got \[3, 5\]"):
+        D(G(torch.randn(4, 16), c), c[:3])
 
 
 def test_truncation_and_w_avg():

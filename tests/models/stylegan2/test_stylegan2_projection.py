@@ -25,7 +25,7 @@ from facegen.models.stylegan2.projection import (
 )
 
 torch.set_num_threads(1)
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 FAST = dict(w_avg_samples=500)
 
 
@@ -113,7 +113,7 @@ def test_fixed_noise_keeps_the_generators_noise_maps(tiny_G):
 
 def test_projection_rejects_bad_targets(tiny_G):
     G, targets, _ = tiny_G
-    with pytest.raises(ProjectionInputError, match=r"\[B, 3, 32, 32\]"):
+    with pytest.raises(ProjectionInputError, match=r"targets: expected shape \[B, 3, 32, 32\], got \[2, 3, 16, 16\]"):
         project(G, targets[:, :, :16, :16], num_steps=1, **FAST)
     with pytest.raises(ProjectionInputError, match=r"\[-1, 1\]"):
         project(G, targets * 255, num_steps=1, **FAST)

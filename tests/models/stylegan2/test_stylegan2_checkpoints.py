@@ -418,8 +418,9 @@ def test_checkpoint_written_by_lightning_for_the_stylegan2_module(tmp_path):
     torch.manual_seed(8)
     # betas as the Hydra entry point passes it (a ListConfig): Lightning pickles it into hyper_parameters
     # with OmegaConf's protocol-2 metadata (typing.Any, __builtin__ names, defaultdict), which must load
-    module = StyleGAN2(img_resolution=32, z_dim=16, w_dim=16, mapping_layers=2, channel_base=128, channel_max=16,
-                       grid_every_kimg=0, augment_pipeline=None, betas=OmegaConf.create([0.0, 0.99]))
+    module = StyleGAN2(img_resolution=32, generator=dict(z_dim=16, w_dim=16, mapping_layers=2, channel_base=128,
+                                                         channel_max=16), grid={"every_kimg": 0}, augment=None,
+                       optimizer=OmegaConf.create({"betas": [0.0, 0.99]}))
     images = torch.utils.data.TensorDataset(torch.rand(8, 3, 32, 32) * 2 - 1)
     trainer = pl.Trainer(max_steps=2, accelerator="cpu", logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
