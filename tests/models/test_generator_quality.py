@@ -38,8 +38,8 @@ def test_floor_and_generator_scores(world):
 
 
 def test_callback_logs_and_writes_a_table(world, tmp_path):
-    module = StyleGAN2(img_resolution=16, z_dim=8, w_dim=8, mapping_layers=1, channel_base=64, channel_max=8,
-                       augment_pipeline=None, grid_every_kimg=0)
+    module = StyleGAN2(img_resolution=16, generator={"z_dim": 8, "w_dim": 8, "mapping_layers": 1, "channel_base": 64,
+                                                     "channel_max": 8}, augment=None, grid={"every_kimg": 0})
     callback = GeneratorQualityCallback(str(world / "regressor.pt"), str(world / "a"), str(world / "b"),
                                         every_kimg=0.008, num_samples=24)
     images = torch.utils.data.TensorDataset(torch.rand(16, 3, 16, 16) * 2 - 1)
