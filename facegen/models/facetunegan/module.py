@@ -159,13 +159,23 @@ class FaceTuneGAN(FacegenModule):
         # loss_space="mm": vertex distances weighted by std / mean(std), i.e. mm up to one global scale
         self.register_buffer("distance_weight", std / std.mean(), persistent=False)
 
-        h = self.hierarchy_config
-        mesh_hierarchy = build_mesh_hierarchy(vertices.numpy(), faces.numpy(), factors=h.down_factors,
-                                              seq_length=h.seq_length, dilation=h.dilation,
-                                              cache_dir=hierarchy_cache_dir)
+        mesh_hierarchy = self._mesh_hierarchy(vertices, faces, hierarchy_cache_dir)
         self.generator = build_network(self.generator_spec, "model.generator", hierarchy=mesh_hierarchy)
         self.discriminator = build_network(self.discriminator_spec, "model.discriminator", hierarchy=mesh_hierarchy,
                                            num_styles=self.num_styles)
+
+    def _mesh_hierarchy(self, vertices: torch.Tensor, faces: torch.Tensor, cache_dir: str | None):
+        """The CoMA hierarchy of the template (``model.hierarchy``), cached in ``cache_dir``; a cache folder that
+        cannot be written (a checkpoint from another machine) is skipped with a warning."""
+        h = self.hierarchy_config
+        kwargs = dict(factors=h.down_factors, seq_length=h.seq_length, dilation=h.dilation)
+        try:
+            return build_mesh_hierarchy(vertices.numpy(), faces.numpy(), cache_dir=cache_dir, **kwargs)
+        except OSError as error:
+            if cache_dir is None:
+                raise
+            log.warning("FaceTuneGAN: mesh hierarchy cache %s not usable (%s); building without it", cache_dir, error)
+            return build_mesh_hierarchy(vertices.numpy(), faces.numpy(), cache_dir=None, **kwargs)
 
     # ---------------------------------------------------------------- units and inference (mm)
     def _check_meshes(self, x: torch.Tensor, name: str) -> None:
