@@ -2,6 +2,7 @@
 constructor's blocks; the legacy (flat) checkpoint through ``FaceTuneGAN.from_checkpoint`` and ``facegen.evaluate``."""
 from __future__ import annotations
 
+import inspect
 import json
 import shutil
 from pathlib import Path
@@ -15,10 +16,20 @@ from hydra import compose, initialize_config_dir
 from torch.utils.data import DataLoader
 
 from facegen.checkpoints import load
+from facegen.config.blocks import block
 from facegen.errors import CheckpointError, ConfigError, FacegenError
 from facegen.evaluate import evaluate
 from facegen.geometry import build_mesh_hierarchy
-from facegen.models.facetunegan import Discriminator, FaceTuneGAN, Generator, losses
+from facegen.models.facetunegan import (
+    Discriminator,
+    EvaluationConfig,
+    FaceTuneGAN,
+    Generator,
+    HierarchyConfig,
+    LossConfig,
+    ScheduleConfig,
+    losses,
+)
 from facegen.models.gan import r1_penalty
 
 REPO = Path(__file__).resolve().parents[3]
@@ -258,3 +269,24 @@ def test_legacy_checkpoint_evaluates_through_the_entry_point(tmp_path):
         assert tables[name][0]["status"] == "not computed" and "1 identities" in tables[name][0]["reason"]
         text = (metrics / f"test_{name}.md").read_text()
         assert "not computed" in text and "the test split has 1 identities" in text
+
+
+@pytest.mark.parametrize("experiment", [None, "facetunegan_cpu30", "facetunegan_coma", "facetunegan_facescape"])
+def test_model_configs_hold_valid_blocks(experiment):
+    """conf/model/facetunegan.yaml and the experiments: every block parses, the network blocks bind to the networks'
+    keyword arguments (the module adds the hierarchy and num_styles), the optimiser is Adam."""
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=["model=facetunegan", "seed=3",
+                                                      *([f"experiment={experiment}"] if experiment else [])])
+    model = dict(cfg.model)
+    assert model.pop("_target_") == "facegen.models.facetunegan.FaceTuneGAN" and model.pop("_recursive_") is False
+    for name, cls in (("hierarchy", HierarchyConfig), ("loss", LossConfig), ("schedule", ScheduleConfig),
+                      ("evaluation", EvaluationConfig)):
+        block(cls, model.pop(name), f"model.{name}")
+    for name, network, data in (("generator", Generator, {}), ("discriminator", Discriminator, {"num_styles": 2})):
+        spec = dict(model.pop(name))
+        assert spec.pop("_target_") == f"facegen.models.facetunegan.networks.{network.__name__}"
+        inspect.signature(network).bind(None, **spec, **data)
+    optimizer = dict(model.pop("optimizer"))
+    assert optimizer["_target_"] == "torch.optim.Adam" and optimizer["_partial_"] is True
+    assert cfg.model.evaluation.seed == 3 and not model                             # nothing else, nothing flat
