@@ -22,6 +22,7 @@ import numpy as np
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 BATCH = 8
 WARMUP, REPEATS = 2, 4
+# model.generator keys, plus disc_channels = model.discriminator.channels
 COMA_SIZES = dict(channels=[32, 32, 32, 64], style_channels=[32, 32, 32, 64], disc_channels=[32, 32, 32, 64],
                   content_dim=4, style_dim=4, mapping_hidden=[128, 128, 16])
 DEFAULT_SIZES = dict(channels=[16, 32, 32, 64], style_channels=[16, 32, 32, 64], disc_channels=[16, 32, 32, 64],
@@ -50,8 +51,10 @@ def _measure(case: str, device: str, queue) -> None:
 
     path, num_vertices, to_mm, sizes = CASES[case]
     template, faces = _load(path, num_vertices, to_mm)
+    generator_block = {k: v for k, v in sizes.items() if k != "disc_channels"}
     model = FaceTuneGAN(template, faces, num_styles=20, style_names=[f"s{i}" for i in range(20)],
-                        mean=template, std=np.ones_like(template), val_triplets=0, **sizes)
+                        mean=template, std=np.ones_like(template), generator=generator_block,
+                        discriminator={"channels": sizes["disc_channels"]}, evaluation={"val_triplets": 0})
     generator = torch.Generator().manual_seed(0)
     samples = [{"vertices": torch.randn(num_vertices, 3, generator=generator), "identity": torch.tensor(i % 4),
                 "expression": torch.tensor(i % 20), "index": torch.tensor(i)} for i in range(BATCH)]

@@ -14,7 +14,7 @@ from facegen.train import train
 REPO = Path(__file__).resolve().parents[1]
 TINY_MESHES = [
     "data.n_identities=10", "data.test_fraction=0.3", "data.samples_per_expression=1", "data.batch_size=8",
-    "model.val_triplets=4", "model.eval_triplets=8",
+    "model.evaluation.val_triplets=4", "model.evaluation.eval_triplets=8",
     "+trainer.limit_train_batches=3", "+trainer.limit_val_batches=1",
     "callbacks.progress_bar=null", "callbacks.mesh_pictures.size=64",
 ]

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from facegen.errors import FacegenError
+from facegen.shapes import assert_shape
 
 
 def instance_norm(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
@@ -22,7 +23,10 @@ def instance_norm(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
         x: ``[B, V, C]`` features.
     Returns:
         ``[B, V, C]``, same dtype as ``x``.
+    Raises:
+        FacegenError: ``x`` is not ``[B, V, C]``.
     """
+    assert_shape(x, ["B", "V", "C"], "instance_norm x", error=FacegenError, hint="mesh features [B, V, C]")
     return F.instance_norm(x.transpose(1, 2), eps=eps).transpose(1, 2)
 
 
@@ -69,14 +73,12 @@ class AdaIN(nn.Module):
         Returns:
             ``[B, V, C]``.
         Raises:
-            FacegenError: ``gamma``/``beta`` are not ``[B, C]`` for ``x`` of shape ``[B, V, C]``.
+            FacegenError: ``x`` is not ``[B, V, C]``, or ``gamma``/``beta`` are not ``[B, C]`` for it.
         """
-        expected = (x.shape[0], self.num_features)
-        if tuple(gamma.shape) != expected or tuple(beta.shape) != expected:
-            raise FacegenError(
-                f"AdaIN: gamma {tuple(gamma.shape)} and beta {tuple(beta.shape)} must both be [B, C] = {expected} "
-                f"for features x of shape {tuple(x.shape)} [B, V, C]"
-            )
+        assert_shape(x, ["B", "V", self.num_features], "AdaIN x", error=FacegenError, hint="features [B, V, C]")
+        for name, value in (("gamma", gamma), ("beta", beta)):
+            assert_shape(value, [x.shape[0], self.num_features], f"AdaIN {name}", error=FacegenError,
+                         hint="[B, C], one scale/shift per sample and channel")
         return gamma.unsqueeze(1) * instance_norm(x, self.eps) + beta.unsqueeze(1)
 
     def extra_repr(self) -> str:

@@ -9,6 +9,9 @@ down-sampling matrix (selects kept vertices) or up-sampling matrix (barycentric 
 
 :class:`SpiralBlock` and :class:`SpiralResBlock` are FaceTuneGAN's building blocks
 (Olivier et al. 2023, Fig. 3): optional up-pool, spiral conv, normalisation, ELU, optional down-pool.
+
+Shapes are checked at every public ``__init__``/``forward`` with :func:`facegen.shapes.assert_shape`
+(raising :class:`~facegen.errors.FacegenError`).
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from torch import nn
 
 from facegen.errors import FacegenError
 from facegen.nn.adain import AdaIN, InstanceNorm
+from facegen.shapes import assert_shape
 
 NORMS = ("none", "instance", "adain")
 
@@ -31,16 +35,14 @@ class SpiralConv(nn.Module):
             ``facegen.geometry.spiral_indices``); kept as a non-persistent buffer (it is rebuilt from
             the template, not stored in checkpoints).
     Raises:
-        FacegenError: ``spiral_indices`` is not a 2-D integer tensor.
+        FacegenError: ``spiral_indices`` is not a ``[V, L]`` integer tensor.
     """
 
     def __init__(self, in_channels: int, out_channels: int, spiral_indices: torch.Tensor) -> None:
         super().__init__()
-        if spiral_indices.dim() != 2 or spiral_indices.is_floating_point():
-            raise FacegenError(
-                f"SpiralConv: spiral_indices must be an integer tensor [V, L], got {spiral_indices.dtype} "
-                f"{tuple(spiral_indices.shape)}"
-            )
+        assert_shape(spiral_indices, ["V", "L"], "SpiralConv spiral_indices", error=FacegenError)
+        if spiral_indices.is_floating_point():
+            raise FacegenError(f"SpiralConv spiral_indices: expected an integer tensor [V, L], got {spiral_indices.dtype}")
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.register_buffer("spiral_indices", spiral_indices.long().contiguous(), persistent=False)
@@ -60,11 +62,8 @@ class SpiralConv(nn.Module):
         Raises:
             FacegenError: ``x`` is not ``[B, V, C_in]`` with this layer's ``V`` and ``C_in``.
         """
-        if x.dim() != 3 or x.shape[1] != self.num_vertices or x.shape[2] != self.in_channels:
-            raise FacegenError(
-                f"SpiralConv: expected features [B, {self.num_vertices}, {self.in_channels}] (B, V, C_in), "
-                f"got {tuple(x.shape)}"
-            )
+        assert_shape(x, ["B", self.num_vertices, self.in_channels], "SpiralConv x", error=FacegenError,
+                     hint="features [B, V, C_in]")
         batch, vertices, _ = x.shape
         gathered = x.index_select(1, self.spiral_indices.view(-1)).reshape(batch, vertices, -1)
         return self.layer(gathered)
@@ -81,12 +80,13 @@ class Pool(nn.Module):
 
     Args:
         transform: sparse COO (or dense) ``[V_out, V_in]`` float tensor, e.g. ``MeshHierarchy.down_transform[i]``.
+    Raises:
+        FacegenError: ``transform`` is not a matrix.
     """
 
     def __init__(self, transform: torch.Tensor) -> None:
         super().__init__()
-        if transform.dim() != 2:
-            raise FacegenError(f"Pool: transform must be a [V_out, V_in] matrix, got {tuple(transform.shape)}")
+        assert_shape(transform, ["V_out", "V_in"], "Pool transform", error=FacegenError)
         sparse = (transform if transform.is_sparse else transform.to_sparse()).coalesce()
         row, col = sparse.indices()
         self.num_out, self.num_in = int(sparse.shape[0]), int(sparse.shape[1])
@@ -100,8 +100,7 @@ class Pool(nn.Module):
         Raises:
             FacegenError: ``x`` does not have ``V_in`` vertices.
         """
-        if x.dim() != 3 or x.shape[1] != self.num_in:
-            raise FacegenError(f"Pool: expected features [B, {self.num_in}, C], got {tuple(x.shape)}")
+        assert_shape(x, ["B", self.num_in, "C"], "Pool x", error=FacegenError, hint="features [B, V_in, C]")
         weighted = x.index_select(1, self.col) * self.value.to(x.dtype).view(1, -1, 1)
         out = x.new_zeros(x.shape[0], self.num_out, x.shape[2])
         return out.index_add_(1, self.row, weighted)
@@ -156,6 +155,9 @@ class SpiralBlock(nn.Module):
         """``x``: ``[B, V_in, C_in]`` -> ``[B, V_out, C_out]``.
 
         ``adain_params``: ``[B, num_adain_params]`` laid out ``[gamma | beta]``; required iff ``norm="adain"``.
+
+        Raises:
+            FacegenError: ``x`` or ``adain_params`` has the wrong shape, or an AdaIN block gets no ``adain_params``.
         """
         if self.up is not None:
             x = self.up(x)
@@ -190,9 +192,15 @@ class SpiralResBlock(nn.Module):
         return sum(n.num_params for n in (self.norm1, self.norm2) if isinstance(n, AdaIN))
 
     def forward(self, x: torch.Tensor, adain_params: torch.Tensor | None = None) -> torch.Tensor:
-        """``x``: ``[B, V, C]`` -> ``[B, V, C]``; ``adain_params``: ``[B, num_adain_params]`` for AdaIN."""
+        """``x``: ``[B, V, C]`` -> ``[B, V, C]``; ``adain_params``: ``[B, num_adain_params]`` for AdaIN.
+
+        Raises:
+            FacegenError: ``x`` or ``adain_params`` has the wrong shape, or an AdaIN block gets no ``adain_params``.
+        """
         first = second = None
         if adain_params is not None:
+            assert_shape(adain_params, [x.shape[0], self.num_adain_params], "SpiralResBlock adain_params",
+                         error=FacegenError, hint="[gamma1 | beta1 | gamma2 | beta2]")
             first, second = adain_params.chunk(2, dim=1)
         h = F.elu(_apply_norm(self.norm1, self.conv1(x), first))
         return x + _apply_norm(self.norm2, self.conv2(h), second)
@@ -200,9 +208,10 @@ class SpiralResBlock(nn.Module):
 
 def _apply_norm(norm: nn.Module, x: torch.Tensor, adain_params: torch.Tensor | None) -> torch.Tensor:
     if isinstance(norm, AdaIN):
-        if adain_params is None or adain_params.shape[-1] != norm.num_params:
-            got = None if adain_params is None else tuple(adain_params.shape)
-            raise FacegenError(f"AdaIN block needs adain_params [B, {norm.num_params}] ([gamma | beta]), got {got}")
+        if adain_params is None:
+            raise FacegenError(f"adain_params: an AdaIN block needs [B, {norm.num_params}] ([gamma | beta]), got None")
+        assert_shape(adain_params, [x.shape[0], norm.num_params], "adain_params", error=FacegenError,
+                     hint="[gamma | beta] of an AdaIN block")
         gamma, beta = adain_params.chunk(2, dim=1)
         return norm(x, gamma, beta)
     return norm(x)

@@ -23,7 +23,8 @@ RANDOM_G = ("+data.random_generator={z_dim: 16, w_dim: 16, img_resolution: 32, m
             "channel_max: 16}")
 RUNS = {
     "facetunegan": ["model=facetunegan", "data.n_identities=10", "data.test_fraction=0.3",
-                    "data.samples_per_expression=1", "data.batch_size=8", "model.val_triplets=4", "model.eval_triplets=8"],
+                    "data.samples_per_expression=1", "data.batch_size=8", "model.evaluation.val_triplets=4",
+                    "model.evaluation.eval_triplets=8"],
     "stylegan2": ["model=stylegan2", "data.n=32", "data.resolution=32", "data.batch_size=4",
                   "model.generator.channel_base=256", "model.generator.channel_max=32", "model.generator.z_dim=32",
                   "model.generator.w_dim=32", "model.generator.mapping_layers=2", "model.augment.kimg=0.01",

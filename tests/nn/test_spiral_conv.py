@@ -47,8 +47,12 @@ def test_spiral_conv_equivariant_to_vertex_relabelling():
 
 def test_spiral_conv_rejects_wrong_vertex_count():
     conv = SpiralConv(3, 4, random_spirals(10))
-    with pytest.raises(FacegenError, match=r"\[B, 10, 3\]"):
+    with pytest.raises(FacegenError, match=r"SpiralConv x: expected shape \[B, 10, 3\], got \[1, 11, 3\]"):
         conv(torch.randn(1, 11, 3))
+    with pytest.raises(FacegenError, match=r"SpiralConv spiral_indices: expected shape \[V, L\], got \[10\]"):
+        SpiralConv(3, 4, torch.arange(10))
+    with pytest.raises(FacegenError, match=r"Pool x: expected shape \[B, 4, C\], got \[3, 5, 6\]"):
+        Pool(torch.eye(4)[:2].to_sparse())(torch.randn(3, 5, 6))
 
 
 def test_pool_equals_dense_matmul():
@@ -69,7 +73,7 @@ def test_adain_formula():
     torch.testing.assert_close(out[0, :, 0], 2.0 * z0 + 0.5)
     torch.testing.assert_close(out[0, :, 1], -1.0 * z1 + 3.0)
     torch.testing.assert_close(instance_norm(x, eps=0.0)[0, :, 0], z0)
-    with pytest.raises(FacegenError, match="gamma"):
+    with pytest.raises(FacegenError, match=r"AdaIN gamma: expected shape \[1, 2\], got \[1, 1\]"):
         AdaIN(2)(x, gamma[:, :1], beta)
 
 
@@ -87,7 +91,11 @@ def test_spiral_blocks_pool_and_adain_params():
     assert res.num_adain_params == 32 and block_up.num_adain_params == 10
     h = res(h, torch.randn(2, 32))
     assert block_up(h, torch.randn(2, 10)).shape == (2, 12, 5)
-    with pytest.raises(FacegenError, match="adain_params"):
+    with pytest.raises(FacegenError, match="adain_params: an AdaIN block needs"):
         block_up(h)
+    with pytest.raises(FacegenError, match=r"adain_params: expected shape \[2, 10\], got \[2, 9\]"):
+        block_up(h, torch.randn(2, 9))
+    with pytest.raises(FacegenError, match=r"SpiralResBlock adain_params: expected shape \[2, 32\]"):
+        res(torch.randn(2, 4, 8), torch.randn(2, 30))
     with pytest.raises(FacegenError, match="unknown norm"):
         SpiralBlock(3, 8, fine, "batch")

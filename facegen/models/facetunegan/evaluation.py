@@ -17,21 +17,57 @@ alone; deformation transfer needs a source pair, so it also sees ``x_{c',s}``.)
 The evaluated ``module`` is anything with ``reconstruct(x_mm) -> mm`` and ``translate(content_mm, style_mm) -> mm``
 on ``[B, V, 3]`` tensors (see :class:`~facegen.models.facetunegan.FaceTuneGAN`). Where a subject has
 several meshes of one expression (CoMA frame windows), one of them, drawn with ``seed``, stands for it.
+
+No silent partial evaluation: :func:`evaluate_facetunegan` always returns the four tables. One whose protocol
+has no valid input on the split (one identity, no neutral meshes, no shared expression) is the single row
+``{"status": "not computed", "reason": "..."}`` (:func:`not_computed`) and a logged warning, so the run's
+``metrics/`` folder holds ``<split>_<table>.md`` with the reason instead of no file.
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import torch
 
+from facegen.errors import FacegenError
 from facegen.geometry import deformation_transfer
 from facegen.metrics.mesh import avd, draw_triplets, error_stats, per_vertex_std
 from facegen.reporting import write_table
+from facegen.shapes import assert_shape
+
+log = logging.getLogger(__name__)
 
 MODEL = "FaceTuneGAN"
 BASELINE = "Deformation transfer"
+NOT_COMPUTED = "not computed"
+TABLES = ("reconstruction", "identity_decomposition", "neutralisation", "expression_transfer")
+
+
+def not_computed(reason: str) -> list[dict[str, Any]]:
+    """The rows of a table that could not be computed: ``[{"status": "not computed", "reason": reason}]``."""
+    return [{"status": NOT_COMPUTED, "reason": reason}]
+
+
+def skipped_tables(tables: dict[str, list[dict[str, Any]]]) -> dict[str, str]:
+    """``{table name: reason}`` of the tables made by :func:`not_computed`."""
+    return {name: rows[0]["reason"] for name, rows in tables.items()
+            if rows and rows[0].get("status") == NOT_COMPUTED}
+
+
+def _triplet_reason(collection, split: str, n_triplets: int, neutral: int = 0) -> str:
+    """Why ``draw_triplets`` found no ``(c, c', s)`` triplet on ``collection``."""
+    if n_triplets <= 0:
+        return f"n_triplets = {n_triplets} (model.evaluation.eval_triplets)"
+    identity, expression = np.asarray(collection.identity), np.asarray(collection.expression)
+    n_ids = len(np.unique(identity))
+    n_neutral = len(np.unique(identity[expression == neutral]))
+    n_styles = len(np.unique(expression[expression != neutral]))
+    return (f"needs two identities that both have a neutral mesh and share a non-neutral expression; the {split} "
+            f"split has {n_ids} identities ({n_neutral} with a neutral mesh) and {n_styles} non-neutral expression "
+            "labels")
 
 
 def _device(module) -> torch.device:
@@ -142,24 +178,47 @@ def evaluate_facetunegan(module, datamodule, split: str = "test", n_triplets: in
         baseline: also run deformation transfer on the triplets (a sparse solve per triplet).
 
     Returns:
-        ``{"reconstruction", "identity_decomposition", "neutralisation", "expression_transfer"}``, each a
-        list of row dicts (errors in mm) usable by :func:`write_tables` or ``facegen.reporting.log_table``.
-        A table whose protocol has no valid input (e.g. one subject only) is an empty list.
+        ``{"reconstruction", "identity_decomposition", "neutralisation", "expression_transfer"}`` (always all
+        four), each a list of row dicts (errors in mm) usable by :func:`write_tables` or
+        ``facegen.reporting.log_table``. A table whose protocol has no valid input on ``split`` (e.g. one
+        subject only: Tables 2-4) is :func:`not_computed` with the reason, and a warning is logged.
+
+    Raises:
+        FacegenError: the split's vertices are not ``[N, V, 3]``.
     """
     collection = datamodule.collection_for(split)
+    assert_shape(collection.vertices, ["N", "V", 3], f"{split} split vertices", error=FacegenError, hint="mm")
+    tables = _evaluate(module, collection, split, n_triplets, seed, batch_size, baseline)
+    for name, reason in skipped_tables(tables).items():
+        log.warning("FaceTuneGAN evaluation on the %s split: table %r not computed: %s", split, name, reason)
+    return tables
+
+
+def _evaluate(module, collection, split: str, n_triplets: int, seed: int, batch_size: int,
+              baseline: bool) -> dict[str, list[dict[str, Any]]]:
+    """The tables of :func:`evaluate_facetunegan` (without the warnings)."""
     faces = np.asarray(collection.faces)
     vertices = np.asarray(collection.vertices, dtype=np.float32)
     tables: dict[str, list[dict[str, Any]]] = {}
 
     reconstructions = _batched(module.reconstruct, module, vertices, batch_size=batch_size)
-    tables["reconstruction"] = [_stats_row(MODEL, avd(reconstructions, vertices))] if len(vertices) else []
+    tables["reconstruction"] = ([_stats_row(MODEL, avd(reconstructions, vertices))] if len(vertices)
+                                else not_computed(f"the {split} split has no meshes"))
 
     sigmas = identity_decomposition_sigmas(module, collection, seed, batch_size=batch_size)
-    tables["identity_decomposition"] = [_stats_row(MODEL, sigmas)] if len(sigmas) else []
+    if len(sigmas):
+        tables["identity_decomposition"] = [_stats_row(MODEL, sigmas)]
+    else:
+        identity, expression = np.asarray(collection.identity), np.asarray(collection.expression)
+        tables["identity_decomposition"] = not_computed(
+            f"needs two identities with a neutral mesh (eq. 12 neutralises with another subject's neutral style); "
+            f"the {split} split has {len(np.unique(identity))} identities, "
+            f"{len(np.unique(identity[expression == 0]))} with a neutral mesh")
 
     triplets = draw_triplets(collection.identity, collection.expression, n_triplets, seed=seed)
-    tables["neutralisation"], tables["expression_transfer"] = [], []
     if not triplets:
+        reason = _triplet_reason(collection, split, n_triplets)
+        tables["neutralisation"], tables["expression_transfer"] = not_computed(reason), not_computed(reason)
         return tables
     # group triplets by target subject so deformation transfer reuses its factorisation
     triplets = sorted(triplets)
@@ -197,7 +256,8 @@ def _transfer_row(expression: str, mask: np.ndarray, errors: dict[str, np.ndarra
 
 
 def write_tables(tables: dict[str, list[dict[str, Any]]], out_dir: str | Path) -> list[Path]:
-    """Write each non-empty table as ``<out_dir>/facetunegan_<name>.csv`` and ``.md``; returns the paths."""
+    """Write each non-empty table (a :func:`not_computed` one too, with its reason) as
+    ``<out_dir>/facetunegan_<name>.csv`` and ``.md``; returns the paths."""
     paths: list[Path] = []
     for name, rows in tables.items():
         if rows:
@@ -206,10 +266,13 @@ def write_tables(tables: dict[str, list[dict[str, Any]]], out_dir: str | Path) -
 
 
 def log_rows(tables: dict[str, list[dict[str, Any]]], prefix: str = "test") -> dict[str, float]:
-    """Flat scalar metrics for a logger, e.g. ``test/rec_error_mm``, ``test/transfer_error_mm``."""
+    """Flat scalar metrics for a logger, e.g. ``test/rec_error_mm``, ``test/transfer_error_mm``; a table that
+    was not computed gives none (see :func:`skipped_tables`)."""
     metrics: dict[str, float] = {}
     scalars = {"reconstruction": "rec_error_mm", "identity_decomposition": "id_decomp_error_mm",
                "neutralisation": "neutralisation_error_mm"}
+    skipped = skipped_tables(tables)
+    tables = {name: rows for name, rows in tables.items() if name not in skipped}
     for table, key in scalars.items():
         for row in tables.get(table, []):
             suffix = "" if row["model"] == MODEL else "_deformation_transfer"

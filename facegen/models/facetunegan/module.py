@@ -5,9 +5,9 @@ Generative Adversarial Networks", Computers & Graphics 2023. One generator step 
 discriminator step per batch (sec. 3.3), Adam(lr 1e-4, weight decay 5e-5), objective eq. (10) plus
 a uniform Laplacian smoothing term on translated meshes. Options outside the paper, all off by default
 and used by the CPU-budget experiment (conf/experiment/facetunegan_cpu30.yaml): a supervised
-cross-identity translation loss (``lambda_pair``), a zero initialisation of the decoder's output layer
-(``output_init``), linear skip paths (``decoder_skip``, ``style_skip``, ``content_skip``), mm-weighted
-vertex distances (``loss_space``) and a cosine lr decay (``lr_decay_batches``); see the class docstring.
+cross-identity translation loss (``loss.lambda_pair``), a zero initialisation of the decoder's output layer
+(``generator.output_init``), linear skip paths (``generator.decoder_skip``, ``style_skip``, ``content_skip``),
+mm-weighted vertex distances (``loss.loss_space``) and a cosine lr decay (``schedule.lr_decay_batches``).
 
 Units: batches hold per-vertex normalised coordinates ``(x_mm - mean) / std`` (``mean``/``std``
 ``[V, 3]`` mm from the training split). The networks, the reconstruction/cycle losses and the
@@ -15,95 +15,86 @@ discriminator work in that space; the Laplacian loss and every logged error are 
 """
 from __future__ import annotations
 
+import logging
 import math
-from pathlib import Path
+import os
+from collections.abc import Mapping
 from typing import Any, Sequence
 
 import numpy as np
 import torch
-from lightning.pytorch import LightningModule
 
-from facegen.checkpoints import load
+from facegen.config.blocks import block, plain
+from facegen.config.spec import optimizer_factory
 from facegen.errors import CheckpointError, FacegenError
-from facegen.geometry import (
-    build_mesh_hierarchy,
-    uniform_laplacian_smoothing,
-    unique_edges,
-)
+from facegen.geometry import build_mesh_hierarchy, unique_edges
 from facegen.metrics.mesh import draw_triplets
-from facegen.models.facetunegan import losses
+from facegen.models.base import FacegenModule
+from facegen.models.facetunegan.config import (
+    DISCRIMINATOR_TARGET,
+    GENERATOR_TARGET,
+    EvaluationConfig,
+    HierarchyConfig,
+    LossConfig,
+    ScheduleConfig,
+    build_network,
+    network_spec,
+    optimizer_spec,
+)
 from facegen.models.facetunegan.evaluation import (
     evaluate_facetunegan,
     transfer_errors,
     triplet_meshes,
 )
-from facegen.models.facetunegan.networks import Discriminator, Generator
-from facegen.models.gan import grad_scaler, guarded_step, r1_penalty
+from facegen.models.facetunegan.objective import discriminator_terms, generator_terms
+from facegen.models.facetunegan.pairs import PairBank, pair_bank, pair_targets
+from facegen.models.gan import grad_scaler, guarded_step
+from facegen.shapes import assert_shape
+
+log = logging.getLogger(__name__)
 
 _DATA_KEY = "facetunegan_data"
 _DATA_FIELDS = ("template_vertices", "template_faces", "mean", "std")
 
 
-def _as_list(values: Sequence[int]) -> list[int]:
-    return [int(v) for v in values]
-
-
-class FaceTuneGAN(LightningModule):
+class FaceTuneGAN(FacegenModule):
     """FaceTuneGAN: content (identity) / style (expression) autoencoder trained adversarially.
 
-    Data arguments (``MeshDataModule.model_kwargs()``):
+    Data arguments (``MeshDataModule.model_kwargs()``; the arrays are stored in the checkpoint):
         template_vertices: ``[V, 3]`` float32 template, mm.
         template_faces: ``[F, 3]`` int64 triangles.
         num_styles: number of expression classes; style_names: their names (index 0 = neutral).
         mean, std: ``[V, 3]`` mm, per-vertex normalisation of the batches.
         hierarchy_cache_dir: folder for the cached mesh hierarchy (None: no cache).
 
-    Model arguments (conf/model/facetunegan.yaml):
-        channels: content encoder / decoder SpiralBlock widths, one per down-sampling level.
-        style_channels, disc_channels: style encoder and discriminator SpiralBlock widths.
-        content_dim, style_dim: sizes of ``content_code`` and ``style_code``.
-        mapping_hidden: hidden widths of the style mapping ``M``.
-        content_hidden, style_hidden, decoder_hidden: MLP hidden widths.
-        down_factors: vertex down-sampling factor per hierarchy level; seq_length, dilation: spirals.
-        lambda_rec, lambda_cycle, lambda_srec, lambda_adv, lambda_feat, lambda_lap: loss weights of
-            eq. (10) (paper: adv 1, feat 1, srec 0.4, rec and cycle 1) and of the Laplacian term.
-        r1_gamma: R1 penalty weight; the discriminator loss adds ``r1_gamma / 2 * E||grad D||^2``.
-        lambda_pair: weight of the paired translation loss (not in the paper, which trains unpaired;
-            default 0 = off): ``E||x_t - x_{c(x), label(s)}||`` (normalised space, as eq. 5) between the
-            translation ``x_t = Dec(E_c(x), E_s(s))`` and a training mesh of ``x``'s identity with ``s``'s
-            expression label, drawn at random from the datamodule's train split (``trainer.datamodule``
-            must have ``collection_for``, as :class:`~facegen.data.meshes.MeshDataModule`). Samples whose
-            pair does not exist (a subject without that expression) are left out. This is the eq. (14)
-            protocol used as a training signal; it teaches the decoder each identity's own way of
-            performing an expression, which the unpaired losses cannot tell apart from the source's.
-        output_init: ``"kaiming"`` (paper sec. 4.2, every layer) or ``"zero"``: the decoder's output
-            SpiralConv starts at zero, so the generator starts at the training mean face (normalised 0)
-            instead of high-frequency noise.
-        decoder_skip: a linear path from the content code to the output mesh, started at zero (not in
-            the paper; see :class:`~facegen.models.facetunegan.networks.Decoder`).
-        style_skip: a linear path from the style code to the output mesh, started at zero (not in the paper;
-            an additive expression offset under the AdaIN path, see the same class).
-        content_skip: a linear path from the input mesh to the content code, started at zero (not in the
-            paper; see :class:`~facegen.models.facetunegan.networks.ContentEncoder`). The style encoder
-            has none: a linear read-out there carries the source's identity into the style code.
-        loss_space: where the vertex distances of eqs. (5), (6) and the paired loss are measured:
-            ``"normalised"`` (default; the batches' per-vertex normalised space) or ``"mm"``: each vertex's
-            error is scaled by ``std / mean(std)``, so the losses are millimetres divided by one global
-            constant (the metric's weighting of vertices, with the normalised losses' overall scale).
-            In normalised space a vertex that varies little (std 0.7 mm) weighs as much as one that moves
-            10 mm, while the errors reported in mm are dominated by the mobile ones.
-        lr, weight_decay, betas: Adam settings of both optimisers.
-        lr_decay_batches: 0 (paper: constant lr) or N: both learning rates follow a half cosine from ``lr`` to
-            ``lr_final_fraction * lr`` over the first N batches and stay there (not in the paper; a short run's
-            last iterate is then not the noisy one of a constant lr).
-        lr_final_fraction: see ``lr_decay_batches``.
-        val_triplets: ``(c, c', s)`` triplets drawn from the val split for ``val/transfer_error_mm``.
-        eval_triplets: triplets of the final evaluation (:meth:`evaluate_run`, paper Tables 3-4).
-        seed: seed of the validation and evaluation triplets.
+    Blocks (conf/model/facetunegan.yaml; each ``None`` = its defaults, the paper's CoMA setting):
+        generator: ``{_target_: facegen.models.facetunegan.networks.Generator, channels, style_channels,
+            content_dim, style_dim, mapping_hidden, content_hidden, style_hidden, decoder_hidden, output_init,
+            decoder_skip, style_skip, content_skip}`` (see :class:`~facegen.models.facetunegan.networks.Generator`);
+            the module passes the mesh hierarchy. A block without ``_target_`` means that class.
+        discriminator: ``{_target_: facegen.models.facetunegan.networks.Discriminator, channels}``; the module
+            passes the hierarchy and ``num_styles``.
+        hierarchy: :class:`~facegen.models.facetunegan.config.HierarchyConfig` (``down_factors``,
+            ``seq_length``, ``dilation``): the mesh hierarchy both networks share.
+        loss: :class:`~facegen.models.facetunegan.config.LossConfig`: the weights of eq. (10), the Laplacian,
+            R1 and paired terms and the ``loss_space``.
+        optimizer: ``{_target_: torch.optim.Adam, _partial_: true, lr, weight_decay, betas}``, one instance per
+            network; a mapping without ``_target_`` completes the default Adam.
+        schedule: :class:`~facegen.models.facetunegan.config.ScheduleConfig` (``lr_decay_batches``,
+            ``lr_final_fraction``): the optional half-cosine lr decay of both optimisers.
+        evaluation: :class:`~facegen.models.facetunegan.config.EvaluationConfig` (``val_triplets``,
+            ``eval_triplets``, ``seed``).
+
+    The paired translation loss (``loss.lambda_pair > 0``) draws its targets from the trainer's datamodule's
+    train split (``trainer.datamodule.collection_for("train")``, as :class:`~facegen.data.meshes.MeshDataModule`);
+    samples whose pair does not exist (a subject without that expression) are left out. It teaches the decoder
+    each identity's own way of performing an expression, which the unpaired losses cannot tell apart from the
+    source's.
 
     Raises:
-        FacegenError: ``mean``/``std`` do not match the template's ``[V, 3]``, or ``std`` has a
-            non-positive entry.
+        FacegenError: ``template_vertices``/``mean``/``std`` are not all ``[V, 3]`` (``template_faces`` not
+            ``[F, 3]``), or ``std`` has a non-positive entry.
+        ConfigError: a block has an unknown key, a wrong type or an out-of-range value (names ``model.<block>.<key>``).
     """
 
     def __init__(
@@ -114,75 +105,50 @@ class FaceTuneGAN(LightningModule):
         style_names: Sequence[str],
         mean,
         std,
-        hierarchy_cache_dir: str | Path | None = None,
-        channels: Sequence[int] = (16, 32, 32, 64),
-        style_channels: Sequence[int] = (16, 32, 32, 64),
-        disc_channels: Sequence[int] = (16, 32, 32, 64),
-        content_dim: int = 4,
-        style_dim: int = 4,
-        mapping_hidden: Sequence[int] = (128, 128, 16),
-        content_hidden: Sequence[int] = (),
-        style_hidden: Sequence[int] = (),
-        decoder_hidden: Sequence[int] = (),
-        down_factors: Sequence[int] = (4, 4, 4, 4),
-        seq_length: int = 9,
-        dilation: int = 1,
-        lambda_rec: float = 1.0,
-        lambda_cycle: float = 1.0,
-        lambda_srec: float = 0.4,
-        lambda_adv: float = 1.0,
-        lambda_feat: float = 1.0,
-        lambda_lap: float = 0.1,
-        r1_gamma: float = 10.0,
-        lambda_pair: float = 0.0,
-        output_init: str = "kaiming",
-        decoder_skip: bool = False,
-        style_skip: bool = False,
-        content_skip: bool = False,
-        loss_space: str = "normalised",
-        lr: float = 1e-4,
-        weight_decay: float = 5e-5,
-        betas: Sequence[float] = (0.9, 0.999),
-        lr_decay_batches: int = 0,
-        lr_final_fraction: float = 0.05,
-        val_triplets: int = 64,
-        eval_triplets: int = 500,
-        seed: int = 0,
+        hierarchy_cache_dir: str | os.PathLike | None = None,
+        *,
+        generator: Mapping[str, Any] | None = None,
+        discriminator: Mapping[str, Any] | None = None,
+        hierarchy: Mapping[str, Any] | HierarchyConfig | None = None,
+        loss: Mapping[str, Any] | LossConfig | None = None,
+        optimizer: Mapping[str, Any] | None = None,
+        schedule: Mapping[str, Any] | ScheduleConfig | None = None,
+        evaluation: Mapping[str, Any] | EvaluationConfig | None = None,
     ) -> None:
         super().__init__()
-        # plain Python containers (Hydra passes ListConfig), so checkpoints load with weights_only=True
-        style_names = [str(n) for n in style_names]
-        channels, style_channels, disc_channels = _as_list(channels), _as_list(style_channels), _as_list(disc_channels)
-        mapping_hidden, content_hidden = _as_list(mapping_hidden), _as_list(content_hidden)
-        style_hidden, decoder_hidden = _as_list(style_hidden), _as_list(decoder_hidden)
-        down_factors = _as_list(down_factors)
-        betas = [float(b) for b in betas]
+        self.generator_spec = network_spec(generator, GENERATOR_TARGET, "model.generator")
+        self.discriminator_spec = network_spec(discriminator, DISCRIMINATOR_TARGET, "model.discriminator")
+        self.hierarchy_config = block(HierarchyConfig, hierarchy, "model.hierarchy")
+        self.loss_config = block(LossConfig, loss, "model.loss")
+        self.optimizer_spec = optimizer_spec(optimizer, "model.optimizer")
+        self.schedule_config = block(ScheduleConfig, schedule, "model.schedule")
+        self.evaluation_config = block(EvaluationConfig, evaluation, "model.evaluation")
+        self.num_styles = int(num_styles)
         hierarchy_cache_dir = None if hierarchy_cache_dir is None else str(hierarchy_cache_dir)
-        self.save_hyperparameters(ignore=list(_DATA_FIELDS))
+        # plain Python containers (Hydra passes ListConfig), so checkpoints load with weights_only=True
+        self.save_hyperparameters({
+            "num_styles": self.num_styles, "style_names": [str(n) for n in style_names],
+            "hierarchy_cache_dir": hierarchy_cache_dir,
+            "generator": self.generator_spec, "discriminator": self.discriminator_spec,
+            "hierarchy": plain(self.hierarchy_config), "loss": plain(self.loss_config),
+            "optimizer": self.optimizer_spec, "schedule": plain(self.schedule_config),
+            "evaluation": plain(self.evaluation_config),
+        }, ignore=list(_DATA_FIELDS))  # (Lightning compares the dict with every argument; arrays cannot be)
         self.automatic_optimization = False
         self.skipped_g_steps = 0
         self.skipped_d_steps = 0
         self._val_triplet_meshes: dict[str, np.ndarray] | None = None
-        self._pair_bank: dict[str, torch.Tensor] | None = None
-        if output_init not in ("kaiming", "zero"):
-            raise FacegenError(f"FaceTuneGAN: output_init={output_init!r}, expected 'kaiming' or 'zero'")
-        if loss_space not in ("normalised", "mm"):
-            raise FacegenError(f"FaceTuneGAN: loss_space={loss_space!r}, expected 'normalised' or 'mm'")
-        if lambda_pair < 0:
-            raise FacegenError(f"FaceTuneGAN: lambda_pair={lambda_pair} must be >= 0")
-        if lr_decay_batches < 0 or not 0 < lr_final_fraction <= 1:
-            raise FacegenError(f"FaceTuneGAN: lr_decay_batches={lr_decay_batches} must be >= 0 and "
-                               f"lr_final_fraction={lr_final_fraction} in (0, 1]")
+        self._pair_bank: PairBank | None = None
 
         vertices = torch.as_tensor(np.asarray(template_vertices), dtype=torch.float32)
         faces = torch.as_tensor(np.asarray(template_faces), dtype=torch.long)
         mean = torch.as_tensor(np.asarray(mean), dtype=torch.float32)
         std = torch.as_tensor(np.asarray(std), dtype=torch.float32)
-        if mean.shape != vertices.shape or std.shape != vertices.shape or vertices.shape[-1:] != (3,):
-            raise FacegenError(
-                f"FaceTuneGAN: template_vertices, mean and std must all be [V, 3] mm; got "
-                f"{tuple(vertices.shape)}, {tuple(mean.shape)}, {tuple(std.shape)}"
-            )
+        assert_shape(vertices, ["V", 3], "FaceTuneGAN template_vertices", error=FacegenError, hint="mm")
+        for name, value in (("mean", mean), ("std", std)):
+            assert_shape(value, [vertices.shape[0], 3], f"FaceTuneGAN {name}", error=FacegenError,
+                         hint="[V, 3] mm, one entry per template vertex")
+        assert_shape(faces, ["F", 3], "FaceTuneGAN template_faces", error=FacegenError, hint="triangles")
         if not bool((std > 0).all()):
             raise FacegenError("FaceTuneGAN: std [V, 3] must be > 0 everywhere (clamp it in the datamodule)")
         self.register_buffer("template_vertices", vertices)
@@ -193,28 +159,44 @@ class FaceTuneGAN(LightningModule):
         # loss_space="mm": vertex distances weighted by std / mean(std), i.e. mm up to one global scale
         self.register_buffer("distance_weight", std / std.mean(), persistent=False)
 
-        hierarchy = build_mesh_hierarchy(vertices.numpy(), faces.numpy(), factors=down_factors,
-                                         seq_length=seq_length, dilation=dilation, cache_dir=hierarchy_cache_dir)
-        self.generator = Generator(hierarchy, channels, style_channels, content_dim, style_dim, mapping_hidden,
-                                   content_hidden, style_hidden, decoder_hidden, decoder_skip,
-                                   style_skip, content_skip)
-        self.discriminator = Discriminator(hierarchy, disc_channels, num_styles)
-        if output_init == "zero":
-            torch.nn.init.zeros_(self.generator.decoder.out_conv.layer.weight)
-            torch.nn.init.zeros_(self.generator.decoder.out_conv.layer.bias)
+        mesh_hierarchy = self._mesh_hierarchy(vertices, faces, hierarchy_cache_dir)
+        self.generator = build_network(self.generator_spec, "model.generator", hierarchy=mesh_hierarchy)
+        self.discriminator = build_network(self.discriminator_spec, "model.discriminator", hierarchy=mesh_hierarchy,
+                                           num_styles=self.num_styles)
+
+    def _mesh_hierarchy(self, vertices: torch.Tensor, faces: torch.Tensor, cache_dir: str | None):
+        """The CoMA hierarchy of the template (``model.hierarchy``), cached in ``cache_dir``; a cache folder that
+        cannot be written (a checkpoint from another machine) is skipped with a warning."""
+        h = self.hierarchy_config
+        kwargs = dict(factors=h.down_factors, seq_length=h.seq_length, dilation=h.dilation)
+        try:
+            return build_mesh_hierarchy(vertices.numpy(), faces.numpy(), cache_dir=cache_dir, **kwargs)
+        except OSError as error:
+            if cache_dir is None:
+                raise
+            log.warning("FaceTuneGAN: mesh hierarchy cache %s not usable (%s); building without it", cache_dir, error)
+            return build_mesh_hierarchy(vertices.numpy(), faces.numpy(), cache_dir=None, **kwargs)
 
     # ---------------------------------------------------------------- units and inference (mm)
+    def _check_meshes(self, x: torch.Tensor, name: str) -> None:
+        assert_shape(x, ["B", self.template_vertices.shape[0], 3], name, error=FacegenError,
+                     hint="meshes of the template's topology")
+
     def normalise(self, vertices_mm: torch.Tensor) -> torch.Tensor:
-        """``[B, V, 3]`` mm -> per-vertex normalised coordinates."""
+        """``[..., V, 3]`` mm -> per-vertex normalised coordinates."""
         return (vertices_mm - self.mean) / self.std
 
     def denormalise(self, vertices: torch.Tensor) -> torch.Tensor:
-        """Per-vertex normalised ``[B, V, 3]`` -> mm (float32)."""
+        """Per-vertex normalised ``[..., V, 3]`` -> mm (float32)."""
         return vertices.float() * self.std + self.mean
 
     @torch.no_grad()
     def reconstruct(self, vertices_mm: torch.Tensor) -> torch.Tensor:
-        """``Dec(E_c(x), E_s(x))`` (eq. 3): ``[B, V, 3]`` mm -> ``[B, V, 3]`` mm."""
+        """``Dec(E_c(x), E_s(x))`` (eq. 3): ``[B, V, 3]`` mm -> ``[B, V, 3]`` mm.
+
+        Raises:
+            FacegenError: ``vertices_mm`` is not ``[B, V, 3]`` with the template's ``V``.
+        """
         return self.translate(vertices_mm, vertices_mm)
 
     @torch.no_grad()
@@ -225,7 +207,12 @@ class FaceTuneGAN(LightningModule):
             content_mm, style_mm: ``[B, V, 3]`` mm.
         Returns:
             ``[B, V, 3]`` mm.
+        Raises:
+            FacegenError: an input is not ``[B, V, 3]`` with the template's ``V`` (or the batch sizes differ).
         """
+        self._check_meshes(content_mm, "FaceTuneGAN.translate content_mm")
+        assert_shape(style_mm, list(content_mm.shape), "FaceTuneGAN.translate style_mm", error=FacegenError,
+                     hint="one style source per content mesh")
         return self.denormalise(self.generator(self.normalise(content_mm), self.normalise(style_mm)))
 
     def forward(self, content: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
@@ -234,134 +221,36 @@ class FaceTuneGAN(LightningModule):
 
     # ---------------------------------------------------------------- training
     def configure_optimizers(self):
-        hp = self.hparams
-        kwargs = dict(lr=hp.lr, weight_decay=hp.weight_decay, betas=tuple(hp.betas))
-        optimizers = [torch.optim.Adam(self.generator.parameters(), **kwargs),
-                      torch.optim.Adam(self.discriminator.parameters(), **kwargs)]
-        if hp.lr_decay_batches == 0:
+        factory = optimizer_factory(self.optimizer_spec, "model.optimizer")
+        optimizers = [factory(self.generator.parameters()), factory(self.discriminator.parameters())]
+        if self.schedule_config.lr_decay_batches == 0:
             return optimizers
         schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, self.lr_factor) for opt in optimizers]
         return optimizers, schedulers
 
     def lr_factor(self, batch: int) -> float:
-        """Learning-rate factor after ``batch`` batches (``lr_decay_batches``): 1 -> ``lr_final_fraction``."""
-        hp = self.hparams
-        progress = min(batch / hp.lr_decay_batches, 1.0) if hp.lr_decay_batches else 0.0
-        return hp.lr_final_fraction + (1.0 - hp.lr_final_fraction) * 0.5 * (1.0 + math.cos(math.pi * progress))
+        """Learning-rate factor after ``batch`` batches (``schedule.lr_decay_batches``): 1 -> ``lr_final_fraction``."""
+        s = self.schedule_config
+        progress = min(batch / s.lr_decay_batches, 1.0) if s.lr_decay_batches else 0.0
+        return s.lr_final_fraction + (1.0 - s.lr_final_fraction) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
-    def _build_pair_bank(self) -> dict[str, torch.Tensor] | None:
-        """:meth:`pair_bank` of the trainer's datamodule's train split, or ``None`` without ``collection_for``."""
-        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
-        if not hasattr(datamodule, "collection_for"):
-            return None
-        return self.pair_bank(datamodule.collection_for("train"))
+    def pair_bank(self, collection) -> PairBank:
+        """The paired loss's bank of ``collection`` (mm) on this module's device; see :func:`.pairs.pair_bank`."""
+        return pair_bank(collection, self.normalise, self.num_styles, device=self.mean.device)
 
-    def pair_bank(self, collection) -> dict[str, torch.Tensor]:
-        """Normalised meshes of ``collection`` and a padded ``(identity, expression) -> rows`` table (``lambda_pair``).
+    def _fit_pair_bank(self) -> PairBank:
+        """:meth:`pair_bank` of the trainer's datamodule's train split, built once per fit.
 
-        Args:
-            collection: a :class:`~facegen.data.meshes.MeshCollection` (mm), normally the train split.
-        Returns:
-            ``vertices [N, V, 3]`` (normalised, on this module's device), ``rows [I, S, K]`` int64 (row
-            indices into ``vertices``, padded with 0) and ``counts [I, S]`` int64 (rows per pair; 0 = missing).
+        Raises:
+            FacegenError: the trainer has no datamodule with ``collection_for``.
         """
-        identity = np.asarray(collection.identity, dtype=np.int64)
-        expression = np.asarray(collection.expression, dtype=np.int64)
-        n_id, n_exp = int(identity.max(initial=-1)) + 1, max(int(expression.max(initial=-1)) + 1,
-                                                            self.hparams.num_styles)
-        groups: dict[tuple[int, int], list[int]] = {}
-        for row, key in enumerate(zip(identity.tolist(), expression.tolist())):
-            groups.setdefault(key, []).append(row)
-        width = max((len(r) for r in groups.values()), default=1)
-        rows = torch.zeros(n_id, n_exp, width, dtype=torch.long)
-        counts = torch.zeros(n_id, n_exp, dtype=torch.long)
-        for (c, e), members in groups.items():
-            rows[c, e, :len(members)] = torch.as_tensor(members)
-            counts[c, e] = len(members)
-        vertices = self.normalise(torch.as_tensor(np.asarray(collection.vertices, dtype=np.float32),
-                                                  device=self.mean.device))
-        return {"vertices": vertices, "rows": rows.to(self.mean.device), "counts": counts.to(self.mean.device)}
-
-    def _pair_targets(self, identity: torch.Tensor, s_label: torch.Tensor,
-                      bank: dict[str, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """For content identities ``[B]`` and style labels ``[B]``: a random mesh of each pair from
-        ``bank`` (default: the fit's :meth:`pair_bank`), ``[B, V, 3]`` normalised, and the mask ``[B]``
-        of pairs that exist (identities outside the bank count as missing)."""
-        bank = self._pair_bank if bank is None else bank
-        identity, s_label = identity.long(), s_label.long()
-        inside = identity < bank["counts"].shape[0]
-        c = torch.where(inside, identity, torch.zeros_like(identity))
-        counts = bank["counts"][c, s_label] * inside
-        pick = (torch.rand(identity.shape, device=identity.device) * counts.clamp(min=1)).long()
-        rows = bank["rows"][c, s_label, pick]
-        return bank["vertices"][rows], counts > 0
-
-    def _distance(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Vertex distance loss between normalised ``[B, V, 3]`` meshes in ``loss_space`` (see the class)."""
-        if self.hparams.loss_space == "mm":
-            return losses.vertex_distance_loss(prediction * self.distance_weight, target * self.distance_weight)
-        return losses.vertex_distance_loss(prediction, target)
-
-    def _generator_step(self, x: torch.Tensor, s: torch.Tensor, s_label: torch.Tensor,
-                        pair: tuple[torch.Tensor, torch.Tensor] | None = None):
-        """Generator terms of eq. (10) for content ``x`` and style source ``s`` (normalised ``[B, V, 3]``).
-
-        ``pair``: optional ``(targets [B, V, 3], mask [B])`` of the paired translation loss
-        (``lambda_pair``, see the class docstring).
-
-        Returns ``(terms, x_t)``: the loss terms ``rec``, ``cycle``, ``srec``, ``adv``, ``feat``,
-        ``lap`` (mm) (and ``pair``), their weighted sum ``g_total``, ``rec_error_mm`` (and
-        ``pair_error_mm``, the paired translation error in mm; both without gradient),
-        and the translated meshes ``x_t`` (normalised, detached) for the discriminator step.
-        """
-        g, d, hp = self.generator, self.discriminator, self.hparams
-        content_x = g.encode_content(x)
-        style_x, style_s = g.encode_style(x), g.encode_style(s)
-        x_r = g.decode(content_x, style_x)                                   # eq. (3)
-        x_t = g.decode(content_x, style_s)                                   # eq. (4)
-        x_cycle = g.decode(g.encode_content(x_t), style_x)
-        style_t = g.encode_style(x_t)
-        logits_t, features_t = d(x_t)
-        features_r = d(x_r)[1]
-        with torch.no_grad():
-            features_x, features_s = d(x)[1], d(s)[1]
-        x, x_r, x_cycle = x.float(), x_r.float(), x_cycle.float()
-        terms = {
-            "rec": self._distance(x_r, x),                                                        # eq. (5)
-            "cycle": self._distance(x_cycle, x),                                                  # eq. (6)
-            "srec": losses.style_reconstruction_loss(style_t.float(), style_s.detach().float()),  # eq. (7)
-            "adv": losses.generator_adversarial_loss(d.select(logits_t.float(), s_label)),        # eq. (8)
-            "feat": losses.feature_matching_loss(features_r.float(), features_x.float(),
-                                                 features_t.float(), features_s.float()),        # eq. (9)
-            "lap": uniform_laplacian_smoothing(self.denormalise(x_t), self.edges),                # mm
-        }
-        if pair is not None:
-            targets, mask = pair
-            terms["pair"] = (self._distance(x_t.float()[mask], targets[mask].float())
-                             if bool(mask.any()) else x_t.float().sum() * 0.0)
-        terms["g_total"] = sum(getattr(hp, f"lambda_{name}") * value for name, value in terms.items())
-        with torch.no_grad():
-            terms["rec_error_mm"] = (self.denormalise(x_r) - self.denormalise(x)).norm(dim=-1).mean()
-            if pair is not None and bool(pair[1].any()):      # the eq. (14) error on training pairs, mm
-                terms["pair_error_mm"] = (self.denormalise(x_t[pair[1]]) - self.denormalise(pair[0][pair[1]])
-                                          ).norm(dim=-1).mean()
-        return terms, x_t.detach()
-
-    def _discriminator_step(self, s: torch.Tensor, s_label: torch.Tensor, x_t: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Discriminator terms: eq. (8) on real style sources ``s`` and translations ``x_t`` (both
-        scored for class ``s_label``), the R1 penalty on ``s``, their sum ``d_total``, and the
-        real/fake accuracies ``d_real_acc``, ``d_fake_acc`` (no gradient)."""
-        d, hp = self.discriminator, self.hparams
-        real = s.detach().requires_grad_(hp.r1_gamma > 0)
-        real_logits = d.select(d(real)[0].float(), s_label)
-        fake_logits = d.select(d(x_t)[0].float(), s_label)
-        terms = {"d_adv": losses.discriminator_adversarial_loss(real_logits, fake_logits)}
-        if hp.r1_gamma > 0:
-            terms["r1"] = r1_penalty(real, real_logits, grad_scaler(self)).mean()
-        terms["d_total"] = terms["d_adv"] + 0.5 * hp.r1_gamma * terms.get("r1", 0.0)
-        terms["d_real_acc"] = (real_logits.detach() > 0).float().mean()
-        terms["d_fake_acc"] = (fake_logits.detach() < 0).float().mean()
-        return terms
+        if self._pair_bank is None:
+            datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+            if not hasattr(datamodule, "collection_for"):
+                raise FacegenError("FaceTuneGAN: loss.lambda_pair > 0 needs a datamodule with collection_for "
+                                   "(MeshDataModule) attached to the trainer")
+            self._pair_bank = self.pair_bank(datamodule.collection_for("train"))
+        return self._pair_bank
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         """One generator step, then one discriminator step (manual optimisation).
@@ -372,33 +261,29 @@ class FaceTuneGAN(LightningModule):
         ``train/skipped_g_steps`` / ``train/skipped_d_steps``.
         """
         x, labels = batch["vertices"], batch["expression"]
+        self._check_meshes(x, "batch['vertices']")
         batch_size = x.shape[0]
         shift = int(torch.randint(1, batch_size, ())) if batch_size > 1 else 0
         s, s_label = x.roll(shift, dims=0), labels.roll(shift, dims=0)
         opt_g, opt_d = self.optimizers()
         pair = None
-        if self.hparams.lambda_pair > 0:
-            if self._pair_bank is None:
-                self._pair_bank = self._build_pair_bank()
-            if self._pair_bank is None:
-                raise FacegenError("FaceTuneGAN: lambda_pair > 0 needs a datamodule with collection_for "
-                                   "(MeshDataModule) attached to the trainer")
-            pair = self._pair_targets(batch["identity"], s_label)
+        if self.loss_config.lambda_pair > 0:
+            pair = pair_targets(self._fit_pair_bank(), batch["identity"], s_label)
 
         self.toggle_optimizer(opt_g)
-        g_terms, x_t = self._generator_step(x, s, s_label, pair)
+        g_terms, x_t = generator_terms(self, x, s, s_label, pair)
         if not guarded_step(self, opt_g, g_terms["g_total"], self.generator):
             self.skipped_g_steps += 1
         self.untoggle_optimizer(opt_g)
 
         self.toggle_optimizer(opt_d)
-        d_terms = self._discriminator_step(s, s_label, x_t)
+        d_terms = discriminator_terms(self, s, s_label, x_t)
         # under float16 an overflowing R1 gradient is the GradScaler's to handle (it skips and rescales)
         guard = d_terms["d_adv"] if grad_scaler(self) is not None else d_terms["d_total"]
         if not guarded_step(self, opt_d, d_terms["d_total"], self.discriminator, guard=guard):
             self.skipped_d_steps += 1
         self.untoggle_optimizer(opt_d)
-        if self.hparams.lr_decay_batches:
+        if self.schedule_config.lr_decay_batches:
             for scheduler in self.lr_schedulers():   # manual optimisation: Lightning does not step them
                 scheduler.step()
 
@@ -410,7 +295,7 @@ class FaceTuneGAN(LightningModule):
         logged["train/lr"] = float(opt_g.param_groups[0]["lr"])
         self.log_dict(logged, on_step=True, on_epoch=False, batch_size=batch_size)
 
-    # ---------------------------------------------------------------- validation
+    # ---------------------------------------------------------------- validation and evaluation
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         """``val/rec_error_mm``: mean AVD (eq. 11) between val meshes and their reconstructions, mm."""
         x = batch["vertices"]
@@ -426,16 +311,20 @@ class FaceTuneGAN(LightningModule):
 
         Needs a datamodule with ``collection_for`` (``MeshDataModule``). The triplets' meshes are
         gathered once per fit; every process computes the same value, so no synchronisation is
-        needed. Skipped when the val split has no valid triplet (fewer than two subjects).
+        needed. When the val split has no valid triplet (fewer than two subjects sharing an expression and
+        a neutral mesh) the metric is not logged, and a warning says so once per fit.
         """
         datamodule = getattr(self.trainer, "datamodule", None)
-        if self.hparams.val_triplets <= 0 or not hasattr(datamodule, "collection_for"):
+        n_triplets, seed = self.evaluation_config.val_triplets, self.evaluation_config.seed
+        if n_triplets <= 0 or not hasattr(datamodule, "collection_for"):
             return
         if self._val_triplet_meshes is None:
             collection = datamodule.collection_for("val")
-            triplets = draw_triplets(collection.identity, collection.expression, self.hparams.val_triplets,
-                                     seed=self.hparams.seed)
-            self._val_triplet_meshes = triplet_meshes(collection, triplets, self.hparams.seed) if triplets else {}
+            triplets = draw_triplets(collection.identity, collection.expression, n_triplets, seed=seed)
+            self._val_triplet_meshes = triplet_meshes(collection, triplets, seed) if triplets else {}
+            if not triplets and self.trainer.is_global_zero:
+                log.warning("FaceTuneGAN: val/transfer_error_mm not computed: the val split has no (c, c', s) "
+                            "triplet (%d identities)", len(np.unique(np.asarray(collection.identity))))
         if self._val_triplet_meshes:
             errors = transfer_errors(self, self._val_triplet_meshes)
             self.log("val/transfer_error_mm", float(np.mean(errors)), on_epoch=True, sync_dist=False)
@@ -443,13 +332,15 @@ class FaceTuneGAN(LightningModule):
     def evaluate_run(self, datamodule, split: str = "test") -> dict[str, list[dict[str, Any]]]:
         """The paper's evaluation tables (1-4) on ``split``; see :func:`evaluate_facetunegan`.
 
-        Called by ``facegen.train`` after fitting and by ``facegen.evaluate``; runs in eval mode.
+        Called by ``facegen.train`` after fitting and by ``facegen.evaluate``; runs in eval mode. A table
+        that cannot be computed on ``split`` is one ``{"status": "not computed", "reason": ...}`` row (and a
+        logged warning), so the metrics folder names it.
         """
         was_training = self.training
         self.eval()
         try:
-            return evaluate_facetunegan(self, datamodule, split=split, n_triplets=self.hparams.eval_triplets,
-                                        seed=self.hparams.seed)
+            return evaluate_facetunegan(self, datamodule, split=split, n_triplets=self.evaluation_config.eval_triplets,
+                                        seed=self.evaluation_config.seed)
         finally:
             self.train(was_training)
 
@@ -459,23 +350,28 @@ class FaceTuneGAN(LightningModule):
         checkpoint[_DATA_KEY] = {name: getattr(self, name).detach().cpu().clone() for name in _DATA_FIELDS}
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, map_location: Any = "cpu") -> FaceTuneGAN:
-        """Rebuild a trained model from a Lightning checkpoint alone (weights, template, statistics).
-
-        The mesh hierarchy is rebuilt from the stored template (from ``hierarchy_cache_dir`` when
-        that cache still exists). Returns the model in eval mode.
+    def checkpoint_kwargs(cls, checkpoint: dict[str, Any], source: str) -> dict[str, Any]:
+        """``template_vertices``, ``template_faces``, ``mean``, ``std`` from ``checkpoint["facetunegan_data"]``.
 
         Raises:
-            CheckpointError: the file is not a FaceTuneGAN checkpoint (missing keys) or does not match.
+            CheckpointError: the entry (or one of its arrays) is missing: not a FaceTuneGAN checkpoint.
         """
-        checkpoint = load(path, map_location=map_location)
-        missing = [k for k in ("state_dict", "hyper_parameters", _DATA_KEY) if k not in checkpoint]
+        data = checkpoint.get(_DATA_KEY)
+        missing = [name for name in _DATA_FIELDS if not isinstance(data, Mapping) or name not in data]
         if missing:
-            raise CheckpointError(f"{path}: not a FaceTuneGAN checkpoint, missing keys {missing}")
-        data = {name: value.cpu().numpy() for name, value in checkpoint[_DATA_KEY].items()}
-        model = cls(**data, **checkpoint["hyper_parameters"])
-        try:
-            model.load_state_dict(checkpoint["state_dict"])
-        except RuntimeError as err:
-            raise CheckpointError(f"{path}: weights do not match the stored hyperparameters: {err}") from err
-        return model.to(map_location if isinstance(map_location, (str, torch.device)) else "cpu").eval()
+            raise CheckpointError(f"{source}: not a FaceTuneGAN checkpoint, missing {_DATA_KEY!r} arrays {missing}")
+        return {name: torch.as_tensor(data[name]).cpu().numpy() for name in _DATA_FIELDS}
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike, map_location: Any = "cpu", **overrides: Any) -> FaceTuneGAN:
+        """Rebuild a trained model from a Lightning checkpoint alone (weights, template, statistics), in eval mode
+        on ``map_location`` (a device; anything else: CPU). Old flat checkpoints are upgraded by
+        :mod:`facegen.models.legacy`; the mesh hierarchy is rebuilt from the stored template (from
+        ``hierarchy_cache_dir`` when that cache exists; ``hierarchy_cache_dir=None`` in ``overrides`` skips it).
+
+        Raises:
+            CheckpointError: the file is not a FaceTuneGAN checkpoint or its weights do not match.
+        """
+        model = super().from_checkpoint(path, map_location=map_location, **overrides)
+        device = map_location if isinstance(map_location, (str, torch.device)) else "cpu"
+        return model.to(device).eval()

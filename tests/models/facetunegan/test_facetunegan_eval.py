@@ -1,5 +1,8 @@
-"""FaceTuneGAN evaluation tables, validation metrics and the MeshPictures callback."""
+"""FaceTuneGAN evaluation tables (and the tables that cannot be computed), validation metrics and the
+MeshPictures callback."""
 from __future__ import annotations
+
+import logging
 
 import lightning as L
 import numpy as np
@@ -13,6 +16,7 @@ from facegen.models.facetunegan import (
     FaceTuneGAN,
     evaluate_facetunegan,
     log_rows,
+    skipped_tables,
     write_tables,
 )
 
@@ -90,6 +94,7 @@ def test_perfect_model_scores_its_offset_and_deformation_transfer_is_exact(tmp_p
     assert "| expression | facetunegan_mm | deformation_transfer_mm | n |" in (
         tmp_path / "facetunegan_expression_transfer.md").read_text()
     metrics = log_rows(tables)
+    assert skipped_tables(tables) == {}
     assert metrics["test/transfer_error_mm"] == pytest.approx(1.0, abs=1e-5)
     assert metrics["test/neutralisation_error_mm_deformation_transfer"] == pytest.approx(0.0, abs=1e-6)
 
@@ -103,11 +108,37 @@ def test_identity_dependent_expressions_defeat_deformation_transfer():
     assert 0.05 < transfer["all"]["deformation_transfer_mm"] < 1.2
 
 
-def test_single_subject_gives_empty_triplet_tables():
+def test_single_subject_names_the_tables_it_cannot_compute(tmp_path, caplog):
+    """One test identity: Tables 2-4 need two, so each is one 'not computed' row with the reason (and a warning);
+    the file is still written, and the logger metrics leave them out."""
     collection = translated_spheres(n_identities=1)
-    tables = evaluate_facetunegan(GroundTruthModel(collection), SplitData(collection), n_triplets=10)
-    assert tables["neutralisation"] == [] and tables["expression_transfer"] == []
-    assert tables["identity_decomposition"] == [] and len(tables["reconstruction"]) == 1
+    with caplog.at_level(logging.WARNING, logger="facegen.models.facetunegan"):
+        tables = evaluate_facetunegan(GroundTruthModel(collection), SplitData(collection), n_triplets=10)
+    assert set(tables) == {"reconstruction", "identity_decomposition", "neutralisation", "expression_transfer"}
+    assert len(tables["reconstruction"]) == 1 and "mean_mm" in tables["reconstruction"][0]
+    skipped = skipped_tables(tables)
+    assert set(skipped) == {"identity_decomposition", "neutralisation", "expression_transfer"}
+    for name, reason in skipped.items():
+        assert tables[name] == [{"status": "not computed", "reason": reason}]
+        assert "the test split has 1 identities" in reason
+        assert f"table {name!r} not computed" in caplog.text
+    assert "needs two identities with a neutral mesh" in skipped["identity_decomposition"]
+    assert "share a non-neutral expression" in skipped["expression_transfer"]
+    write_tables(tables, tmp_path)
+    assert "| status | reason |" in (tmp_path / "facetunegan_expression_transfer.md").read_text()
+    assert set(log_rows(tables)) == {"test/rec_error_mm"}
+
+
+def test_no_expression_labels_and_no_triplets_asked_are_named():
+    neutral_only = translated_spheres(n_identities=3)
+    neutral_only = neutral_only.subset(np.flatnonzero(neutral_only.expression == 0))
+    tables = evaluate_facetunegan(GroundTruthModel(neutral_only), SplitData(neutral_only), n_triplets=10)
+    skipped = skipped_tables(tables)
+    assert set(skipped) == {"neutralisation", "expression_transfer"}            # identity decomposition works
+    assert "0 non-neutral expression labels" in skipped["expression_transfer"]
+    collection = translated_spheres()
+    tables = evaluate_facetunegan(GroundTruthModel(collection), SplitData(collection), n_triplets=0, baseline=False)
+    assert skipped_tables(tables)["expression_transfer"] == "n_triplets = 0 (model.evaluation.eval_triplets)"
 
 
 def test_fit_logs_validation_metrics_and_pictures(tmp_path):
@@ -117,8 +148,11 @@ def test_fit_logs_validation_metrics_and_pictures(tmp_path):
     datamodule.prepare_data()
     datamodule.setup("fit")
     torch.manual_seed(0)
-    model = FaceTuneGAN(**datamodule.model_kwargs(), channels=[8, 8], style_channels=[8, 8], disc_channels=[8, 8],
-                        content_dim=4, style_dim=4, mapping_hidden=[16], down_factors=[4, 4], val_triplets=4)
+    model = FaceTuneGAN(**datamodule.model_kwargs(),
+                        generator=dict(channels=[8, 8], style_channels=[8, 8], content_dim=4, style_dim=4,
+                                       mapping_hidden=[16]),
+                        discriminator=dict(channels=[8, 8]), hierarchy=dict(down_factors=[4, 4]),
+                        evaluation=dict(val_triplets=4))
     trainer = L.Trainer(max_epochs=1, limit_train_batches=2, limit_val_batches=1, accelerator="cpu", logger=False,
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                         default_root_dir=tmp_path / "run", num_sanity_val_steps=0,
