@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 
 from facegen.errors import DatasetLayoutError, FacegenError
+from facegen.shapes import assert_shape
 from facegen.utils import atomic_write
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".pgm", ".ppm", ".pbm", ".gif", ".bmp", ".webp", ".tif", ".tiff"})
@@ -33,8 +34,7 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
     Raises:
         ImagingError: ``images`` is not 4-D.
     """
-    if images.ndim != 4:
-        raise ImagingError(f"images: expected shape [B, C, H, W], got {list(images.shape)}")
+    assert_shape(images, ["B", "C", "H", "W"], "images", error=ImagingError)
     pixels = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
     return pixels.permute(0, 2, 3, 1).numpy()
 
@@ -43,9 +43,11 @@ def tile(pictures: np.ndarray, cols: int) -> np.ndarray:
     """Tile ``uint8 [N, H, W, C]`` pictures row by row into ``[rows*H, cols*W, C]`` (blank cells black).
 
     ``C = 1`` gives a 2-D ``[rows*H, cols*W]`` greyscale grid.
+
+    Raises:
+        ImagingError: ``pictures`` is not 4-D.
     """
-    if pictures.ndim != 4:
-        raise ImagingError(f"pictures: expected shape [N, H, W, C], got {list(pictures.shape)}")
+    assert_shape(pictures, ["N", "H", "W", "C"], "pictures", error=ImagingError)
     n, h, w, c = pictures.shape
     cols = max(1, min(cols, n))
     rows = -(-n // cols)
@@ -62,10 +64,16 @@ def images_to_grid(images: torch.Tensor, cols: int) -> np.ndarray:
 
 
 def encode_png(picture: np.ndarray, compress_level: int = 6) -> bytes:
-    """PNG bytes of a ``uint8 [H, W]``, ``[H, W, 1]`` or ``[H, W, 3]`` picture (PIL; level 1 is fast)."""
+    """PNG bytes of a ``uint8 [H, W]``, ``[H, W, 1]`` or ``[H, W, 3]`` picture (PIL; level 1 is fast).
+
+    Raises:
+        ImagingError: ``picture`` is not uint8, or not ``[H, W]`` / ``[H, W, C]``.
+    """
     picture = np.asarray(picture)
-    if picture.dtype != np.uint8 or picture.ndim not in (2, 3):
-        raise ImagingError(f"picture: expected uint8 [H, W] or [H, W, C], got {picture.dtype} {list(picture.shape)}")
+    assert_shape(picture, ["H", "W"] if picture.ndim == 2 else ["H", "W", "C"], "picture", error=ImagingError,
+                 hint="or [H, W] (grey)")
+    if picture.dtype != np.uint8:
+        raise ImagingError(f"picture: expected dtype uint8, got {picture.dtype}")
     buffer = io.BytesIO()
     Image.fromarray(picture[..., 0] if picture.ndim == 3 and picture.shape[-1] == 1 else picture).save(
         buffer, format="PNG", compress_level=compress_level)
@@ -83,12 +91,14 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: int = 8) -> Pa
     """Write ``uint8 [T, H, W, 3]`` frames as ``.mp4`` (ffmpeg, H.264) or a looping ``.gif``, atomically.
 
     Raises:
-        ImagingError: another suffix.
+        ImagingError: another suffix, or ``frames`` not ``[T, H, W, 3]``.
     """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in VIDEO_SUFFIXES:
         raise ImagingError(f"{path}: video suffix must be one of {VIDEO_SUFFIXES}")
+    frames = np.asarray(frames)
+    assert_shape(frames, ["T", "H", "W", 3], "frames", error=ImagingError, hint="uint8 RGB frames (to_frames)")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{suffix}")
     try:

@@ -18,6 +18,7 @@ from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from PIL import Image
 
+from facegen.shapes import assert_shape
 from facegen.utils import atomic_write
 
 
@@ -48,10 +49,16 @@ def log_images(
     """Save ``images`` (each ``[H, W, 3]`` or ``[H, W]`` uint8) as PNG and send them to the loggers.
 
     Files: ``<run_dir>/pictures/<key>/<step>_<i>.png``. Returns the written paths (empty off rank 0).
+
+    Raises:
+        facegen.errors.ShapeError: an image is not ``[H, W, 3]`` or ``[H, W]``.
     """
     trainer = _trainer(trainer_or_module)
     if not trainer.is_global_zero:
         return []
+    for i, image in enumerate(images):
+        assert_shape(np.asarray(image), ["H", "W"] if np.ndim(image) == 2 else ["H", "W", 3], f"{key}: images[{i}]",
+                     hint="uint8 RGB, or [H, W] grey")
     step = _step(trainer, step)
     out = run_dir(trainer) / "pictures" / _slug(key)
     paths = []

@@ -23,6 +23,7 @@ import torch
 from facegen.data.keypoints import KeypointFileError, default_regions, load_keypoints
 from facegen.morphable import FACESCAPE_EXPRESSIONS, ProceduralFaceModel
 from facegen.render import FaceRenderer, PerspectiveCamera
+from facegen.shapes import assert_shape
 
 EXPRESSION_ALIASES: dict[str, dict[str, float]] = {
     "blink": {"blink_L": 1.0, "blink_R": 1.0},
@@ -58,11 +59,13 @@ class DrivingMotion:
     def __post_init__(self) -> None:
         self.landmarks = np.asarray(self.landmarks, np.float32)
         self.neutral = np.asarray(self.neutral, np.float32)
-        if self.landmarks.ndim != 3 or self.landmarks.shape[-1] != 2 or self.neutral.shape != self.landmarks.shape[1:]:
-            raise KeypointFileError(f"{self.source or 'driving motion'}: landmarks {list(self.landmarks.shape)} and "
-                                    f"neutral {list(self.neutral.shape)} must be [T, K, 2] and [K, 2]")
+        where = self.source or "driving motion"
+        assert_shape(self.landmarks, ["T", "K", 2], f"{where}: landmarks", error=KeypointFileError,
+                     hint="keypoints per frame, pixels")
+        assert_shape(self.neutral, list(self.landmarks.shape[1:]), f"{where}: neutral", error=KeypointFileError,
+                     hint="the [K, 2] keypoints of the neutral frame")
         if not np.isfinite(self.landmarks).all():
-            raise KeypointFileError(f"{self.source or 'driving motion'}: landmarks contain NaN or inf")
+            raise KeypointFileError(f"{where}: landmarks contain NaN or inf")
         if not self.labels:
             self.labels = [f"frame{t:04d}" for t in range(len(self.landmarks))]
 
@@ -215,8 +218,10 @@ def video_driving(landmarks_file: str | Path, *, neutral_frame: int = 0, stabili
     if not path.exists():
         raise KeypointFileError(f"{path}: driving landmarks file not found")
     lm, file_regions, names = _read_trajectories(path)
-    if lm.ndim != 3 or lm.shape[-1] != 2 or len(lm) < 2:
-        raise KeypointFileError(f"{path}: landmark trajectories have shape {list(lm.shape)}; expected [T >= 2, K, 2]")
+    assert_shape(lm, ["T", "K", 2], f"{path}: landmark trajectories", error=KeypointFileError,
+                 hint="T >= 2 frames of K (x, y) points")
+    if len(lm) < 2:
+        raise KeypointFileError(f"{path}: landmark trajectories have {len(lm)} frame; a motion needs T >= 2")
     if not -len(lm) <= neutral_frame < len(lm):
         raise KeypointFileError(f"{path}: neutral_frame {neutral_frame} outside the {len(lm)} frames")
     neutral = lm[neutral_frame].copy()

@@ -49,6 +49,7 @@ from facegen.data.keypoints import (
 )
 from facegen.data.synthetic import image_grid
 from facegen.errors import DatasetLayoutError, FacegenError
+from facegen.shapes import assert_shape
 from facegen.utils import atomic_write
 
 log = logging.getLogger(__name__)
@@ -105,8 +106,9 @@ def retarget(driving: DrivingMotion, keypoints, regions: dict | None = None, *, 
         KeypointFileError: ``keypoints`` not ``[K, 2]`` or non-finite.
     """
     still = np.asarray(keypoints, np.float64)
-    if still.ndim != 2 or still.shape[1] != 2 or not np.isfinite(still).all():
-        raise KeypointFileError(f"retarget: keypoints have shape {list(still.shape)} (or NaN); expected finite [K, 2]")
+    assert_shape(still, ["K", 2], "keypoints", error=KeypointFileError, hint="the still's (x, y) pixels")
+    if not np.isfinite(still).all():
+        raise KeypointFileError("retarget: keypoints contain NaN or inf")
     k = still.shape[0]
     regions = {n: np.asarray(v, np.int64) for n, v in (regions or default_regions(k)).items()}
     disp = driving.displacements.astype(np.float64)                                   # [T, K_d, 2]
@@ -247,12 +249,12 @@ def tps_warp(image: torch.Tensor, src_kp: torch.Tensor, dst_kp: torch.Tensor, *,
         ``[B, C, H, W]`` warped images, same dtype as ``image``.
 
     Raises:
-        FacegenError: shapes disagree or an unknown ``solver``.
+        facegen.errors.ShapeError: ``image`` is not ``[B, C, H, W]`` or ``src_kp``, ``dst_kp`` not both ``[B, K, 2]``.
+        FacegenError: an unknown ``solver``.
     """
-    if image.ndim != 4 or src_kp.ndim != 3 or src_kp.shape != dst_kp.shape or src_kp.shape[0] != image.shape[0] \
-            or src_kp.shape[-1] != 2:
-        raise FacegenError(f"tps_warp: image {list(image.shape)}, src_kp {list(src_kp.shape)}, dst_kp "
-                           f"{list(dst_kp.shape)}; expected [B, C, H, W], [B, K, 2], [B, K, 2]")
+    assert_shape(image, ["B", "C", "H", "W"], "image")
+    assert_shape(src_kp, [image.shape[0], "K", 2], "src_kp", hint="(x, y) pixels per image of the batch")
+    assert_shape(dst_kp, list(src_kp.shape), "dst_kp", hint="the shape of src_kp")
     if solver not in ("bookstein", "kornia"):
         raise FacegenError(f"tps_warp: solver={solver!r}; expected 'bookstein' or 'kornia'")
     b, _, h, w = image.shape

@@ -26,6 +26,7 @@ from scipy.spatial import cKDTree
 
 from facegen.errors import FacegenError
 from facegen.models.stylegan2.projection import ProjectionInputError, project
+from facegen.shapes import assert_shape
 from facegen.utils import atomic_write
 
 log = logging.getLogger(__name__)
@@ -39,8 +40,9 @@ class SelectionError(FacegenError, ValueError):
 
 def _check_latents(latents, label: str = "latents") -> np.ndarray:
     array = np.asarray(latents, dtype=np.float64)
-    if array.ndim != 2 or array.shape[0] == 0:
-        raise SelectionError(f"{label} have shape {list(array.shape)}; expected [N >= 1, D]")
+    assert_shape(array, ["N", "D"], label, error=SelectionError, hint="N >= 1 latents of D dims")
+    if array.shape[0] == 0:
+        raise SelectionError(f"{label}: no latents (N = 0)")
     if not np.isfinite(array).all():
         raise SelectionError(f"{label} contain NaN or inf")
     return array
@@ -69,8 +71,9 @@ def invert_pool(G, images: torch.Tensor, *, batch_size: int = 16, num_steps: int
     Raises:
         facegen.errors.ProjectionInputError: images of the wrong shape or range (from :func:`project`).
     """
-    if images.ndim != 4 or len(images) == 0:
-        raise ProjectionInputError(f"invert_pool: images have shape {list(images.shape)}; expected [N >= 1, C, H, W]")
+    assert_shape(images, ["N", "C", "H", "W"], "images", error=ProjectionInputError, hint="a pool of N >= 1 images")
+    if len(images) == 0:
+        raise ProjectionInputError("invert_pool: no images (N = 0)")
     out = []
     for b, first in enumerate(range(0, len(images), batch_size)):
         batch = images[first:first + batch_size]
@@ -289,9 +292,8 @@ def latent_coverage(latents, basis: CoverageBasis | np.ndarray | None = None, gr
         basis = fit_coverage_basis(x)
     elif not isinstance(basis, CoverageBasis):  # the pool's latents themselves
         basis = fit_coverage_basis(basis)
-    if basis.mean.shape[0] != x.shape[1]:
-        raise SelectionError(f"latents have {x.shape[1]} dims but the coverage basis was fitted on "
-                             f"{basis.mean.shape[0]}")
+    assert_shape(x, ["N", basis.mean.shape[0]], "latents", error=SelectionError,
+                 hint="D of the latents the coverage basis was fitted on")
     xy = basis.project(x)
     cells = np.clip(((xy - basis.lo) / (basis.hi - basis.lo) * grid).astype(np.int64), 0, grid - 1)
     counts = np.bincount(cells[:, 0] * grid + cells[:, 1], minlength=grid * grid).astype(np.float64)

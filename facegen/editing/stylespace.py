@@ -33,6 +33,7 @@ from torch import Tensor
 from facegen.errors import StyleGANInputError
 from facegen.imaging import images_to_grid, write_png
 from facegen.models.stylegan2.region import box_mask, region_boxes
+from facegen.shapes import assert_shape
 from facegen.utils import atomic_write
 
 
@@ -70,9 +71,14 @@ def gradient_maps(G, styles: Sequence[Tensor], layer: int, std: Tensor, step: fl
         styles: ``[B, C_l]`` per layer (``G.synthesis.w_to_s(w_plus)``).
         layer: index into ``styles``; std: ``[C_layer]`` channel std (finite-difference step ``step * std``).
         channels: channels to map (default all); chunk: channels per forward pass.
+
+    Raises:
+        StyleGANInputError: ``layer`` out of range, or ``std`` not ``[C_layer]``.
     """
     if not 0 <= layer < len(styles):
         raise StyleGANInputError(f"layer {layer} outside 0..{len(styles) - 1}")
+    assert_shape(std, [styles[layer].shape[1]], "std", error=StyleGANInputError,
+                 hint=f"one std per channel of styles[{layer}]")
     channels = list(range(styles[layer].shape[1])) if channels is None else list(channels)
     base = G.synthesis.forward_s(list(styles), noise_mode="const")  # [B, C, H, W]
     h = (step * std.to(base.device).float()).clamp_min(1e-6)
@@ -164,11 +170,24 @@ def edit_styles(styles: Sequence[Tensor], layer: int, channel: int, alpha: float
 
 def mix_layers(ws_target: Tensor, ws_source: Tensor, layers: Sequence[int]) -> Tensor:
     """``ws_target [B, num_ws, w_dim]`` with the w's at ``layers`` copied from ``ws_source`` (same shape or
-    ``[1, ...]``)."""
+    ``[1, ...]``).
+
+    Raises:
+        StyleGANInputError: ``ws_target`` is not ``[B, num_ws, w_dim]`` or ``ws_source`` not of its shape.
+    """
+    _check_pair(ws_target, ws_source)
     out = ws_target.clone()
     idx = list(layers)
     out[:, idx] = ws_source.expand_as(ws_target)[:, idx]
     return out
+
+
+def _check_pair(ws_target: Tensor, ws_source: Tensor) -> None:
+    """``ws_target [B, num_ws, w_dim]`` and ``ws_source`` of the same shape or ``[1, num_ws, w_dim]``."""
+    assert_shape(ws_target, ["B", "num_ws", "w_dim"], "ws_target", error=StyleGANInputError, hint="W+ latents")
+    shared = ws_source.ndim == 3 and ws_source.shape[0] == 1
+    assert_shape(ws_source, [1 if shared else ws_target.shape[0], *ws_target.shape[1:]], "ws_source",
+                 error=StyleGANInputError, hint="the shape of ws_target, or [1, num_ws, w_dim] for all")
 
 
 @torch.no_grad()
@@ -198,7 +217,11 @@ def edit_grid(G, ws: Tensor, edits: Sequence[Mapping], alphas: Sequence[float], 
 
     ``ws [N, num_ws, w_dim]``; each edit is a mapping with ``layer_index``, ``channel``, ``std``
     (e.g. rows of :meth:`ChannelScores.top`).
+
+    Raises:
+        StyleGANInputError: ``ws`` is not ``[N, num_ws, w_dim]``.
     """
+    assert_shape(ws, ["N", "num_ws", "w_dim"], "ws", error=StyleGANInputError, hint="W+ latents")
     styles = G.synthesis.w_to_s(ws)
     rows = []
     for edit in edits:
@@ -214,7 +237,12 @@ def edit_grid(G, ws: Tensor, edits: Sequence[Mapping], alphas: Sequence[float], 
 @torch.no_grad()
 def mixing_grid(G, ws_target: Tensor, ws_source: Tensor, layer_ranges: Mapping[str, Sequence[int]],
                 path: str | Path) -> Path:
-    """PNG: per target sample a row ``[target, source, mixed range 1, mixed range 2, ...]``."""
+    """PNG: per target sample a row ``[target, source, mixed range 1, mixed range 2, ...]``.
+
+    ``ws_target [B, num_ws, w_dim]``, ``ws_source`` of its shape or ``[1, num_ws, w_dim]``; raises
+    StyleGANInputError for other shapes.
+    """
+    _check_pair(ws_target, ws_source)
     source = G.synthesis(ws_source.expand_as(ws_target), noise_mode="const")
     target = G.synthesis(ws_target, noise_mode="const")
     columns = [target, source] + [G.synthesis(mix_layers(ws_target, ws_source, layers), noise_mode="const")

@@ -15,6 +15,7 @@ from scipy.sparse.linalg import splu
 
 from facegen.errors import MeshFormatError
 from facegen.geometry.io import _as_numpy
+from facegen.shapes import assert_shape
 
 _SOLVER_CACHE_SIZE = 4
 _solver_cache: OrderedDict[str, "DeformationTransfer"] = OrderedDict()
@@ -57,8 +58,9 @@ class DeformationTransfer:
         self.target_neutral = _check_vertices(target_neutral, "target_neutral")
         self.faces = _as_numpy(faces).astype(np.int64)
         num_vertices, num_faces = len(self.target_neutral), len(self.faces)
-        if self.faces.ndim != 2 or self.faces.shape[1] != 3 or num_faces == 0:
-            raise MeshFormatError(f"faces must be [F, 3] triangles (F > 0), got shape {tuple(self.faces.shape)}")
+        assert_shape(self.faces, ["F", 3], "faces", error=MeshFormatError, hint="triangle vertex indices")
+        if num_faces == 0:
+            raise MeshFormatError("faces: no triangles (F = 0)")
         if self.faces.min() < 0 or self.faces.max() >= num_vertices:
             raise MeshFormatError(f"faces index outside [0, {num_vertices}) of target_neutral")
 
@@ -148,7 +150,6 @@ def deformation_transfer(source_neutral, source_deformed, target_neutral, faces)
 
 def _check_vertices(vertices, name: str, num_vertices: int | None = None) -> np.ndarray:
     vertices = np.ascontiguousarray(_as_numpy(vertices), dtype=np.float64)
-    if vertices.ndim != 2 or vertices.shape[1] != 3 or (num_vertices is not None and len(vertices) != num_vertices):
-        expected = f"[{num_vertices}, 3]" if num_vertices is not None else "[V, 3]"
-        raise MeshFormatError(f"{name} must be {expected}, got shape {tuple(vertices.shape)}")
+    assert_shape(vertices, ["V" if num_vertices is None else num_vertices, 3], name, error=MeshFormatError,
+                 hint="" if num_vertices is None else "one vertex per target_neutral vertex")
     return vertices

@@ -24,6 +24,7 @@ from scipy.spatial import cKDTree
 from facegen.errors import MeshFormatError
 from facegen.geometry.io import _as_numpy
 from facegen.geometry.spiral import spiral_indices as compute_spiral_indices
+from facegen.shapes import assert_shape
 
 FORMAT_VERSION = 1
 _MAX_DECIMATION_TRIES = 12
@@ -78,10 +79,10 @@ def build_mesh_hierarchy(vertices, faces, factors=(4, 4, 4, 4), seq_length: int 
     """
     vertices = _as_numpy(vertices).astype(np.float64)
     faces = _as_numpy(faces).astype(np.int64)
-    if vertices.ndim != 2 or vertices.shape[1] != 3:
-        raise MeshFormatError(f"template vertices must be [V, 3], got shape {tuple(vertices.shape)}")
-    if faces.ndim != 2 or faces.shape[1] != 3 or len(faces) == 0:
-        raise MeshFormatError(f"template faces must be [F, 3] triangles (F > 0), got shape {tuple(faces.shape)}")
+    assert_shape(vertices, ["V", 3], "template vertices", error=MeshFormatError)
+    assert_shape(faces, ["F", 3], "template faces", error=MeshFormatError, hint="triangle vertex indices")
+    if len(faces) == 0:
+        raise MeshFormatError("template faces: no triangles (F = 0)")
     if faces.min() < 0 or faces.max() >= len(vertices):
         raise MeshFormatError(f"template faces index outside [0, {len(vertices)})")
     factors = tuple(int(f) for f in factors)

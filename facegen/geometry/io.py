@@ -15,6 +15,7 @@ import numpy as np
 import trimesh
 
 from facegen.errors import MeshFormatError
+from facegen.shapes import assert_shape
 
 
 class Mesh(NamedTuple):
@@ -84,10 +85,8 @@ def save_obj(path: str | os.PathLike, vertices, faces) -> None:
     path = Path(path)
     vertices = _as_numpy(vertices).astype(np.float64, copy=False)
     faces = _as_numpy(faces).astype(np.int64, copy=False)
-    if vertices.ndim != 2 or vertices.shape[1] != 3:
-        raise MeshFormatError(f"{path}: vertices must be [V, 3], got shape {tuple(vertices.shape)}")
-    if faces.ndim != 2 or faces.shape[1] != 3:
-        raise MeshFormatError(f"{path}: faces must be [F, 3] triangles, got shape {tuple(faces.shape)}")
+    assert_shape(vertices, ["V", 3], f"{path}: vertices", error=MeshFormatError)
+    assert_shape(faces, ["F", 3], f"{path}: faces", error=MeshFormatError, hint="triangle vertex indices")
     if faces.size and (faces.min() < 0 or faces.max() >= len(vertices)):
         raise MeshFormatError(f"{path}: face index out of range [0, {len(vertices)})")
     lines = [("v %.9g %.9g %.9g" % tuple(v)) for v in vertices.tolist()]
@@ -113,8 +112,12 @@ def unique_edges(faces) -> np.ndarray:
     Returns:
         ``[E, 2] int64``, each row ``(i, j)`` with ``i < j``, rows unique and sorted
         lexicographically.
+
+    Raises:
+        MeshFormatError: ``faces`` is not ``[F, 3]``.
     """
-    faces = _as_numpy(faces).astype(np.int64, copy=False).reshape(-1, 3)
+    faces = _as_numpy(faces).astype(np.int64, copy=False)
+    assert_shape(faces, ["F", 3], "faces", error=MeshFormatError, hint="triangle vertex indices")
     edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
     edges = np.sort(edges, axis=1)
     edges = edges[edges[:, 0] != edges[:, 1]]

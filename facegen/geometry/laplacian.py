@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 
 from facegen.errors import MeshFormatError
+from facegen.shapes import assert_shape
 
 
 def uniform_laplacian_smoothing(verts: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
@@ -25,10 +26,8 @@ def uniform_laplacian_smoothing(verts: torch.Tensor, edges: torch.Tensor) -> tor
         MeshFormatError: ``verts`` is not ``[B, V, 3]`` or ``edges`` not ``[E, 2]``.
     """
     edges = torch.as_tensor(edges, dtype=torch.long, device=verts.device)
-    if verts.ndim != 3 or verts.shape[-1] != 3:
-        raise MeshFormatError(f"verts must be [B, V, 3], got shape {tuple(verts.shape)}")
-    if edges.ndim != 2 or edges.shape[1] != 2:
-        raise MeshFormatError(f"edges must be [E, 2], got shape {tuple(edges.shape)}")
+    assert_shape(verts, ["B", "V", 3], "verts", error=MeshFormatError)
+    assert_shape(edges, ["E", 2], "edges", error=MeshFormatError, hint="undirected vertex index pairs")
     num_vertices = verts.shape[1]
     src = torch.cat([edges[:, 0], edges[:, 1]])
     dst = torch.cat([edges[:, 1], edges[:, 0]])

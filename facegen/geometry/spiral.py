@@ -14,6 +14,9 @@ import numpy as np
 import torch
 from scipy.spatial import cKDTree
 
+from facegen.errors import MeshFormatError
+from facegen.shapes import assert_shape
+
 
 def one_rings(faces, num_vertices: int) -> list[list[int]]:
     """Neighbours of every vertex in clockwise cyclic order (OpenMesh ``vv`` order).
@@ -103,9 +106,16 @@ def spiral_indices(faces, num_vertices: int, seq_length: int = 9, dilation: int 
 
     Returns:
         ``torch.LongTensor [V, seq_length]``; entry 0 of each row is the vertex itself.
+
+    Raises:
+        MeshFormatError: ``faces`` is not ``[F, 3]`` or ``vertices`` not ``[V, 3]``.
     """
     if hasattr(faces, "detach"):
         faces = faces.detach().cpu().numpy()
+    assert_shape(np.asarray(faces), ["F", 3], "faces", error=MeshFormatError, hint="triangle vertex indices")
+    if vertices is not None:
+        assert_shape(np.asarray(vertices), [num_vertices, 3], "vertices", error=MeshFormatError,
+                     hint="one position per vertex (num_vertices)")
     length = seq_length * dilation
     rings = one_rings(faces, num_vertices)
     tree = cKDTree(np.asarray(vertices, dtype=np.float64)) if vertices is not None else None

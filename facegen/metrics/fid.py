@@ -30,6 +30,7 @@ from torchmetrics.image.kid import KernelInceptionDistance
 
 from facegen.checkpoints import load
 from facegen.errors import MissingWeightsError
+from facegen.shapes import assert_shape
 
 
 class RandomConvFeatures(nn.Module):
@@ -119,8 +120,8 @@ class FidKid(nn.Module):
         self.names = (f"fid{suffix}", f"kid{suffix}_mean", f"kid{suffix}_std")
 
     def _prepare(self, images: Tensor) -> Tensor:
-        if images.ndim != 4 or images.shape[1] not in (1, 3):
-            raise ValueError(f"images must be [B, 1 or 3, H, W], got {list(images.shape)}")
+        grey = images.ndim == 4 and images.shape[1] == 1
+        assert_shape(images, ["B", 1 if grey else 3, "H", "W"], "images", hint="or [B, 1, H, W] (grey)")
         lo, hi = self.value_range
         x = ((images.detach().float() - lo) / (hi - lo)).clamp(0, 1)
         if x.shape[1] == 1:

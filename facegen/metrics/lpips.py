@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from facegen.checkpoints import load
 from facegen.errors import CheckpointError, MissingWeightsError
+from facegen.shapes import assert_shape
 
 # torchvision.models.vgg16().features: (out_channels or "M" for max-pool), in torchvision's index order.
 _VGG16_CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512]
@@ -68,10 +69,12 @@ class LPIPS(nn.Module):
         lpips_path: LPIPS v0.1 ``vgg.pth`` (``lin{k}.model.1.weight`` ``[1, C_k, 1, 1]``).
 
     Raises:
-        MissingWeightsError: a path is absent. CheckpointError: a file lacks the expected keys.
+        MissingWeightsError: a path is absent. CheckpointError: a file lacks the expected keys or a
+        key has the wrong shape.
 
     ``forward(x, y)``: two images ``[B, 3, H, W]`` in [-1, 1] (``H, W >= 16``) -> distance ``[B]``
-    (0 for identical images). The network is frozen; gradients flow to the inputs only.
+    (0 for identical images; :class:`~facegen.errors.ShapeError` for other shapes). The network is frozen;
+    gradients flow to the inputs only.
     """
 
     def __init__(self, vgg16_path: str | os.PathLike, lpips_path: str | os.PathLike):
@@ -94,10 +97,10 @@ class LPIPS(nn.Module):
         lin_state = _load_state(lpips_path, "LPIPS linear-head")
         for k, lin in enumerate(self.lins):
             key = f"lin{k}.model.1.weight"
-            if key not in lin_state or lin_state[key].shape != lin.weight.shape:
-                raise CheckpointError(
-                    f"{lpips_path}: expected key '{key}' of shape {list(lin.weight.shape)} (LPIPS v0.1 vgg.pth)"
-                )
+            if key not in lin_state:
+                raise CheckpointError(f"{lpips_path}: missing key '{key}' (LPIPS v0.1 vgg.pth)")
+            assert_shape(lin_state[key], list(lin.weight.shape), f"{lpips_path}: {key}", error=CheckpointError,
+                         hint="LPIPS v0.1 vgg.pth")
             lin.weight.data.copy_(lin_state[key])
         self.requires_grad_(False).eval()
 
@@ -112,6 +115,8 @@ class LPIPS(nn.Module):
         return taps
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
+        assert_shape(x, ["B", 3, "H", "W"], "x", hint="RGB images in [-1, 1]")
+        assert_shape(y, [None, 3, *x.shape[2:]], "y", hint="RGB images of the size of x")
         distance = x.new_zeros(x.shape[0])
         for lin, fx, fy in zip(self.lins, self.layer_features(x), self.layer_features(y)):
             distance = distance + lin((fx - fy).square()).mean(dim=(1, 2, 3))

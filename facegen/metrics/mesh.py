@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from facegen.errors import MeshFormatError
+from facegen.shapes import assert_shape
 
 
 def per_vertex_error(x, y):
@@ -23,8 +24,9 @@ def per_vertex_error(x, y):
     Raises:
         MeshFormatError: shapes differ or the last dimension is not 3.
     """
-    if x.shape != y.shape or x.shape[-1] != 3 or len(x.shape) < 2:
-        raise MeshFormatError(f"meshes must both be [..., V, 3]; got shapes {tuple(x.shape)} and {tuple(y.shape)}")
+    assert_shape(x, [*[None] * max(len(x.shape) - 2, 0), "V", 3], "x", error=MeshFormatError,
+                 hint="meshes [..., V, 3]")
+    assert_shape(y, list(x.shape), "y", error=MeshFormatError, hint="the shape of x (same topology)")
     if isinstance(x, torch.Tensor) or isinstance(y, torch.Tensor):
         x, y = torch.as_tensor(x), torch.as_tensor(y)
         return torch.linalg.vector_norm(x - y.to(x), dim=-1)
@@ -78,9 +80,11 @@ def per_vertex_std(meshes):
 
     Returns:
         ``[V]`` in the input unit, same library as the input.
+
+    Raises:
+        MeshFormatError: ``meshes`` is not ``[S, V, 3]``.
     """
-    if len(meshes.shape) != 3 or meshes.shape[-1] != 3:
-        raise MeshFormatError(f"meshes must be [S, V, 3], got shape {tuple(meshes.shape)}")
+    assert_shape(meshes, ["S", "V", 3], "meshes", error=MeshFormatError)
     if isinstance(meshes, torch.Tensor):
         return (meshes - meshes.mean(0)).square().sum(-1).mean(0).sqrt()
     meshes = np.asarray(meshes, dtype=np.float64)
@@ -130,12 +134,12 @@ def draw_triplets(identity, expression, n: int, seed: int, neutral: int = 0) -> 
         ``min(n, total)`` tuples ``(c, c_prime, s)`` of int labels.
 
     Raises:
-        ValueError: ``identity`` and ``expression`` differ in length.
+        facegen.errors.ShapeError (a ValueError): ``identity`` and ``expression`` differ in length.
     """
     identity = np.asarray(torch.as_tensor(identity).cpu(), dtype=np.int64).ravel()
     expression = np.asarray(torch.as_tensor(expression).cpu(), dtype=np.int64).ravel()
-    if identity.shape != expression.shape:
-        raise ValueError(f"identity {identity.shape} and expression {expression.shape} must have one label per mesh")
+    assert_shape(expression, [len(identity)], "expression",
+                 hint="one style label per mesh, as many as identity labels")
     has_neutral = set(identity[expression == neutral].tolist())
     styles, members = [], []
     for s in np.unique(expression[expression != neutral]).tolist():

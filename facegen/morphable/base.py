@@ -14,6 +14,7 @@ import torch
 from matplotlib.path import Path as PolygonPath
 
 from facegen.errors import ModelLayoutError
+from facegen.shapes import assert_shape
 
 
 def _as_tensor(array, dtype: torch.dtype) -> torch.Tensor:
@@ -52,22 +53,19 @@ class MorphableModel(torch.nn.Module):
                  regions: Mapping[str, Sequence[int]] | None = None, name: str = "morphable"):
         super().__init__()
         mean = _as_tensor(mean_shape, torch.float32)
-        if mean.ndim != 2 or mean.shape[1] != 3:
-            raise ModelLayoutError(f"{name}: mean_shape has shape {tuple(mean.shape)}, expected [V, 3]")
+        assert_shape(mean, ["V", 3], f"{name}: mean_shape", error=ModelLayoutError, hint="mm")
         n_vertices = mean.shape[0]
 
         def basis(array, label: str) -> torch.Tensor:
             if array is None:
                 return torch.zeros(0, n_vertices, 3)
             tensor = _as_tensor(array, torch.float32)
-            if tensor.ndim != 3 or tuple(tensor.shape[1:]) != (n_vertices, 3):
-                raise ModelLayoutError(
-                    f"{name}: {label} has shape {tuple(tensor.shape)}, expected [K, {n_vertices}, 3]")
+            assert_shape(tensor, ["K", n_vertices, 3], f"{name}: {label}", error=ModelLayoutError,
+                         hint="one offset per mean_shape vertex")
             return tensor
 
         faces_t = _as_tensor(faces, torch.int64)
-        if faces_t.ndim != 2 or faces_t.shape[1] != 3:
-            raise ModelLayoutError(f"{name}: faces has shape {tuple(faces_t.shape)}, expected [F, 3]")
+        assert_shape(faces_t, ["F", 3], f"{name}: faces", error=ModelLayoutError, hint="triangle vertex indices")
         if faces_t.numel() and (faces_t.min() < 0 or faces_t.max() >= n_vertices):
             raise ModelLayoutError(f"{name}: faces index outside 0..{n_vertices - 1}")
         self.name = name
@@ -78,8 +76,8 @@ class MorphableModel(torch.nn.Module):
         if albedo_mean is None:
             albedo_mean = np.broadcast_to(np.array([0.78, 0.57, 0.47]), (n_vertices, 3))
         alb_mean = _as_tensor(albedo_mean, torch.float32)
-        if tuple(alb_mean.shape) != (n_vertices, 3):
-            raise ModelLayoutError(f"{name}: albedo_mean has shape {tuple(alb_mean.shape)}, expected [{n_vertices}, 3]")
+        assert_shape(alb_mean, [n_vertices, 3], f"{name}: albedo_mean", error=ModelLayoutError,
+                     hint="one colour per mean_shape vertex")
         self.register_buffer("albedo_mean", alb_mean)
         self.register_buffer("albedo_basis", basis(albedo_basis, "albedo_basis"))
         self.exp_names = list(exp_names) if exp_names is not None else [f"exp_{j:03d}" for j in range(self.n_exp)]
@@ -87,8 +85,10 @@ class MorphableModel(torch.nn.Module):
             raise ModelLayoutError(f"{name}: {len(self.exp_names)} exp_names for {self.n_exp} expression bases")
         if landmark_indices is not None:
             landmark_indices = _as_tensor(landmark_indices, torch.int64)
-            if tuple(landmark_indices.shape) != (68,) or landmark_indices.max() >= n_vertices:
-                raise ModelLayoutError(f"{name}: landmark_indices must be [68] vertex indices < {n_vertices}")
+            assert_shape(landmark_indices, [68], f"{name}: landmark_indices", error=ModelLayoutError,
+                         hint="Multi-PIE 68-point order")
+            if landmark_indices.max() >= n_vertices:
+                raise ModelLayoutError(f"{name}: landmark_indices must be vertex indices < {n_vertices}")
         self.register_buffer("landmark_indices", landmark_indices)
         self._region_names: list[str] = []
         for region, indices in (regions or {}).items():
@@ -121,15 +121,15 @@ class MorphableModel(torch.nn.Module):
     def _coeffs(self, coeffs: torch.Tensor | None, k: int, batch: int, label: str) -> torch.Tensor:
         if coeffs is None:
             return self.mean_shape.new_zeros(batch, k)
-        if coeffs.ndim != 2 or coeffs.shape[1] != k:
-            raise ModelLayoutError(f"{self.name}: {label} has shape {tuple(coeffs.shape)}, expected [B, {k}]")
+        assert_shape(coeffs, ["B", k], f"{self.name}: {label}", error=ModelLayoutError)
+        assert_shape(coeffs, [batch, k], f"{self.name}: {label}", error=ModelLayoutError,
+                     hint="the batch size of the other coefficients")
         return coeffs.to(self.mean_shape.dtype)
 
     def _batch(self, *tensors: torch.Tensor | None) -> int:
-        sizes = {t.shape[0] for t in tensors if t is not None}
-        if len(sizes) > 1:
-            raise ModelLayoutError(f"{self.name}: coefficient batch sizes differ: {sorted(sizes)}")
-        return sizes.pop() if sizes else 1
+        """The batch size of the first coefficients given (1 for none); :meth:`_coeffs` checks the others."""
+        given = [t for t in tensors if t is not None]
+        return int(given[0].shape[0]) if given and given[0].ndim else 1
 
     def identity_shape(self, id_coeffs: torch.Tensor | None) -> torch.Tensor:
         """Neutral faces ``mean_shape + id_coeffs @ id_basis``: [B, K_id] -> [B, V, 3] mm (B = 1 for None)."""
@@ -162,9 +162,7 @@ class MorphableModel(torch.nn.Module):
         """
         if self.landmark_indices is None:
             raise ModelLayoutError(f"{self.name}: this model has no 68-point landmark indices")
-        if vertices.ndim != 3 or vertices.shape[1] != self.n_vertices:
-            raise ModelLayoutError(
-                f"{self.name}: vertices have shape {tuple(vertices.shape)}, expected [B, {self.n_vertices}, 3]")
+        assert_shape(vertices, ["B", self.n_vertices, 3], f"{self.name}: vertices", error=ModelLayoutError)
         return vertices[:, self.landmark_indices]
 
     # ------------------------------------------------------------------ cropping
@@ -188,8 +186,9 @@ class MorphableModel(torch.nn.Module):
 
     def _crop_maps(self, vertex_indices) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         keep = torch.as_tensor(np.asarray(vertex_indices), dtype=torch.int64, device=self.faces.device)
-        if keep.ndim != 1 or keep.numel() == 0 or keep.min() < 0 or keep.max() >= self.n_vertices:
-            raise ModelLayoutError(f"{self.name}: crop indices must be a non-empty 1-D list within 0..{self.n_vertices - 1}")
+        assert_shape(keep, ["N"], f"{self.name}: crop indices", error=ModelLayoutError)
+        if keep.numel() == 0 or keep.min() < 0 or keep.max() >= self.n_vertices:
+            raise ModelLayoutError(f"{self.name}: crop indices must be non-empty and within 0..{self.n_vertices - 1}")
         keep = torch.unique(keep)
         remap = torch.full((self.n_vertices,), -1, dtype=torch.int64, device=keep.device)
         remap[keep] = torch.arange(keep.numel(), device=keep.device)
@@ -261,8 +260,14 @@ def regions_from_landmarks(vertices, landmark_indices, candidates=None, scale: f
     Returns:
         name -> int64 vertex ids for face, eye_left, eye_right, eyes, brows, nose, mouth, lips, jaw, cheeks
         (``_left`` = subject's left, x > 0).
+
+    Raises:
+        ModelLayoutError: ``vertices`` is not ``[V, 3]`` or ``landmark_indices`` not ``[68]``.
     """
     vertices = np.asarray(vertices, dtype=np.float64)
+    assert_shape(vertices, ["V", 3], "vertices", error=ModelLayoutError, hint="a neutral mesh, mm")
+    assert_shape(np.asarray(landmark_indices), [68], "landmark_indices", error=ModelLayoutError,
+                 hint="Multi-PIE 68-point order")
     lm = vertices[np.asarray(landmark_indices)]
     everything = np.arange(len(vertices)) if candidates is None else np.asarray(candidates, dtype=np.int64)
     pool = everything[vertices[everything, 2] > lm[:, 2].min() - depth_margin]

@@ -25,6 +25,7 @@ import scipy.io
 
 from facegen.errors import DatasetLayoutError
 from facegen.morphable.base import ModelLayoutError, MorphableModel
+from facegen.shapes import assert_shape, format_shape
 
 UM_TO_MM = 1e-3
 
@@ -32,8 +33,12 @@ UM_TO_MM = 1e-3
 def _vectors(flat: np.ndarray, path: Path, key: str, basis: bool = False) -> np.ndarray:
     """Interleaved ``x0 y0 z0 x1 ...`` columns: [3V] / [3V, 1] -> [V, 3]; with ``basis``, [3V, K] -> [K, V, 3]."""
     flat = np.asarray(flat, dtype=np.float64)
-    if flat.shape[0] % 3 or (basis and flat.ndim != 2):
-        raise ModelLayoutError(f"{path}: {key} has shape {flat.shape}, expected [3 * n_vertices{', K' if basis else ''}]")
+    if basis:
+        assert_shape(flat, ["3V", "K"], f"{path}: {key}", error=ModelLayoutError, hint="one column per component")
+    if flat.ndim == 0 or flat.shape[0] % 3:
+        expected = ["3V", "K"] if basis else ["3V", *[None] * (flat.ndim - 1)]
+        raise ModelLayoutError(f"{path}: {key}: expected shape {format_shape(expected)}, got "
+                               f"{format_shape(flat.shape)}; x0 y0 z0 x1 ... (3 rows per vertex)")
     if basis:
         return flat.T.reshape(flat.shape[1], -1, 3)
     return flat.reshape(-1, 3)

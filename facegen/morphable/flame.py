@@ -20,6 +20,7 @@ import numpy as np
 from facegen.checkpoints import load_foreign
 from facegen.errors import CheckpointError, DatasetLayoutError
 from facegen.morphable.base import ModelLayoutError, MorphableModel, substitute_albedo
+from facegen.shapes import assert_shape
 
 M_TO_MM = 1000.0
 
@@ -90,10 +91,10 @@ def load_flame(path: str | os.PathLike, n_shape: int = 300, n_exp: int = 100) ->
     template = _array(data["v_template"], path, "v_template").astype(np.float64)
     shapedirs = _array(data["shapedirs"], path, "shapedirs").astype(np.float64)
     faces = _array(data["f"], path, "f").astype(np.int64)
+    assert_shape(template, ["V", 3], f"{path}: v_template", error=ModelLayoutError, hint="metres")
     V = template.shape[0]
-    if template.shape != (V, 3) or shapedirs.ndim != 3 or shapedirs.shape[:2] != (V, 3):
-        raise ModelLayoutError(f"{path}: v_template {template.shape} / shapedirs {shapedirs.shape}; "
-                               "expected [V, 3] and [V, 3, K]")
+    assert_shape(shapedirs, [V, 3, "K"], f"{path}: shapedirs", error=ModelLayoutError,
+                 hint="one [V, 3] offset per shape/expression component, V of v_template")
     n_identity = min(n_shape, shapedirs.shape[2], 300)
     expression = shapedirs[:, :, 300:300 + n_exp]
     mean, basis = substitute_albedo(V)

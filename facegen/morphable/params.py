@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from facegen.morphable.base import ModelLayoutError
+from facegen.shapes import assert_shape
 
 PARTS = ("identity", "expression", "albedo", "sh_coeffs", "rotation", "translation")
 N_SH = 27
@@ -62,9 +63,8 @@ class ParamLayout:
 
         Raises ModelLayoutError when ``p`` is not ``[B, dim]``.
         """
-        if p.ndim != 2 or p.shape[1] != self.dim:
-            raise ModelLayoutError(f"parameter vector has shape {tuple(p.shape)}, expected [B, {self.dim}] = "
-                                   + " + ".join(f"{k} {v}" for k, v in self.sizes.items()))
+        assert_shape(p, ["B", self.dim], "p", error=ModelLayoutError,
+                     hint="the parameter vector " + " + ".join(f"{k} {v}" for k, v in self.sizes.items()))
         return {name: p[:, s] for name, s in self.slices.items()}
 
     def join(self, **parts: torch.Tensor) -> torch.Tensor:
@@ -78,17 +78,17 @@ class ParamLayout:
             raise ModelLayoutError(f"unknown parameter parts {sorted(unknown)}; expected names from {PARTS}")
         if not parts:
             raise ModelLayoutError("join() needs at least one part to know the batch size")
-        batches = {t.shape[0] for t in parts.values()}
-        if len(batches) != 1:
-            raise ModelLayoutError(f"parameter parts have different batch sizes {sorted(batches)}")
-        template = next(iter(parts.values()))
+        first, template = next(iter(parts.items()))
+        assert_shape(template, ["B", self.sizes[first]], f"parts[{first!r}]", error=ModelLayoutError)
+        batch = template.shape[0]
         out = []
         for name, size in self.sizes.items():
             part = parts.get(name)
             if part is None:
-                part = template.new_zeros(template.shape[0], size)
-            elif part.ndim != 2 or part.shape[1] != size:
-                raise ModelLayoutError(f"parameter part {name!r} has shape {tuple(part.shape)}, expected [B, {size}]")
+                part = template.new_zeros(batch, size)
+            else:
+                assert_shape(part, [batch, size], f"parts[{name!r}]", error=ModelLayoutError,
+                             hint=f"every part has the batch size of parts[{first!r}]")
             out.append(part)
         return torch.cat(out, dim=1)
 
@@ -100,7 +100,10 @@ def euler_to_matrix(rotation: torch.Tensor) -> torch.Tensor:
     fixed X axis (pitch) first, then Y (yaw), then Z (roll); equal to
     ``scipy.spatial.transform.Rotation.from_euler("xyz", angles).as_matrix()`` and to Deep3DFaceRecon's
     ``compute_rotation`` (which applies the transpose to row vectors). Points rotate as ``v @ R.T``.
+    Raises ModelLayoutError when ``rotation`` is not ``[..., 3]``.
     """
+    assert_shape(rotation, [*[None] * max(rotation.ndim - 1, 0), 3], "rotation", error=ModelLayoutError,
+                 hint="XYZ Euler angles in radians")
     x, y, z = rotation.unbind(-1)
     one, zero = torch.ones_like(x), torch.zeros_like(x)
     shape = (*rotation.shape[:-1], 3, 3)

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 import torch
 
 from facegen.errors import RenderInputError
+from facegen.shapes import assert_shape
 
 
 def _check_points(points: torch.Tensor, name: str = "points") -> None:
-    if points.dim() != 3 or points.shape[-1] != 3:
-        raise RenderInputError(f"{name} has shape {tuple(points.shape)}; expected [B, V, 3] (mm)")
+    assert_shape(points, ["B", "V", 3], name, error=RenderInputError, hint="world points in mm")
 
 
 def _image_hw(image_size: int | tuple[int, int]) -> tuple[int, int]:

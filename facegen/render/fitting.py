@@ -30,6 +30,7 @@ import torch
 
 from facegen.render.camera import RenderInputError
 from facegen.render.face import FaceRenderer, FaceRendering
+from facegen.shapes import assert_shape
 
 
 @dataclass
@@ -84,13 +85,13 @@ def _check_targets(renderer: FaceRenderer, image: torch.Tensor, landmarks: torch
                    mask: torch.Tensor | None) -> None:
     size = renderer.image_size
     h, w = (size, size) if isinstance(size, int) else size
+    assert_shape(image, ["B", 3, h, w], "image", error=RenderInputError,
+                 hint="the target in [0, 1] at the renderer's image size")
     b = image.shape[0]
-    if image.dim() != 4 or tuple(image.shape[1:]) != (3, h, w):
-        raise RenderInputError(f"target image has shape {tuple(image.shape)}; expected [B, 3, {h}, {w}] in [0, 1]")
-    if tuple(landmarks.shape) != (b, 68, 2):
-        raise RenderInputError(f"target landmarks have shape {tuple(landmarks.shape)}; expected [{b}, 68, 2] pixels")
-    if mask is not None and tuple(mask.shape) != (b, 1, h, w):
-        raise RenderInputError(f"target mask has shape {tuple(mask.shape)}; expected [{b}, 1, {h}, {w}]")
+    assert_shape(landmarks, [b, 68, 2], "landmarks", error=RenderInputError,
+                 hint="68 target landmarks per image, pixels")
+    if mask is not None:
+        assert_shape(mask, [b, 1, h, w], "mask", error=RenderInputError, hint="one face mask per image")
 
 
 def fit_face(renderer: FaceRenderer, image: torch.Tensor, landmarks: torch.Tensor,

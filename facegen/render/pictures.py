@@ -16,6 +16,7 @@ from PIL import Image, ImageDraw, ImageFont
 from facegen.render.camera import PerspectiveCamera, RenderInputError
 from facegen.render.rasterizer import interpolate, rasterize
 from facegen.render.shading import vertex_normals
+from facegen.shapes import assert_shape
 
 # Yaw (degrees, about the vertical axis through the mesh centre) of each named view.
 VIEWS = {"front": 0.0, "three_quarter": 35.0, "left": 90.0, "right": -90.0}
@@ -27,10 +28,8 @@ _SUPERSAMPLE = 2
 def _as_mesh(vertices, faces) -> tuple[torch.Tensor, torch.Tensor]:
     v = torch.as_tensor(np.asarray(vertices, dtype=np.float32) if not torch.is_tensor(vertices) else vertices)
     f = torch.as_tensor(np.asarray(faces) if not torch.is_tensor(faces) else faces)
-    if v.dim() != 2 or v.shape[1] != 3:
-        raise RenderInputError(f"vertices has shape {tuple(v.shape)}; expected [V, 3] (mm)")
-    if f.dim() != 2 or f.shape[1] != 3:
-        raise RenderInputError(f"faces has shape {tuple(f.shape)}; expected [F, 3] triangles")
+    assert_shape(v, ["V", 3], "vertices", error=RenderInputError, hint="mm")
+    assert_shape(f, ["F", 3], "faces", error=RenderInputError, hint="triangle vertex indices")
     if not torch.isfinite(v).all():
         raise RenderInputError("vertices contain NaN or inf")
     return v.detach().float().cpu(), f.detach().long().cpu()
@@ -142,8 +141,7 @@ def render_heatmap(vertices, faces, values, vmax: float, size: int = 256, view: 
     v, _ = _as_mesh(vertices, faces)
     vals = torch.as_tensor(np.asarray(values, dtype=np.float32) if not torch.is_tensor(values) else values)
     vals = vals.detach().float().cpu()
-    if vals.shape != (v.shape[0],):
-        raise RenderInputError(f"values has shape {tuple(vals.shape)}; expected [{v.shape[0]}] (one per vertex)")
+    assert_shape(vals, [v.shape[0]], "values", error=RenderInputError, hint="one value per vertex")
     if not vmax > 0:
         raise RenderInputError(f"vmax must be > 0, got {vmax}")
     if cmap not in colormaps:

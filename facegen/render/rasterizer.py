@@ -20,6 +20,7 @@ from typing import NamedTuple
 import torch
 
 from facegen.render.camera import RenderInputError, _image_hw
+from facegen.shapes import assert_shape
 
 _BACKGROUND_KEY = torch.iinfo(torch.int64).max
 
@@ -45,10 +46,10 @@ class Fragments(NamedTuple):
 
 
 def _check_mesh(verts: torch.Tensor, faces: torch.Tensor) -> None:
-    if verts.dim() != 3 or verts.shape[-1] != 3:
-        raise RenderInputError(f"verts_ndc has shape {tuple(verts.shape)}; expected [B, V, 3]")
-    if faces.dim() != 2 or faces.shape[-1] != 3 or faces.dtype not in (torch.int64, torch.int32):
-        raise RenderInputError(f"faces has shape {tuple(faces.shape)} dtype {faces.dtype}; expected [F, 3] int64")
+    assert_shape(verts, ["B", "V", 3], "verts_ndc", error=RenderInputError, hint="NDC x, y and depth z (mm)")
+    assert_shape(faces, ["F", 3], "faces", error=RenderInputError, hint="triangle vertex indices")
+    if faces.dtype not in (torch.int64, torch.int32):
+        raise RenderInputError(f"faces: expected dtype int64 (or int32), got {faces.dtype}")
     if faces.numel() and (int(faces.min()) < 0 or int(faces.max()) >= verts.shape[1]):
         raise RenderInputError(f"faces index vertices outside [0, {verts.shape[1]}) of verts_ndc {tuple(verts.shape)}")
 
@@ -208,11 +209,13 @@ def interpolate(attrs: torch.Tensor, faces: torch.Tensor, fragments: Fragments) 
         ``[B, H, W, C]``.
 
     Raises:
-        RenderInputError: ``attrs`` is not ``[B or 1, V, C]``.
+        RenderInputError: ``attrs`` is not ``[B or 1, V, C]`` or ``faces`` not ``[F, 3]``.
     """
     b, h, w = fragments.pix_to_face.shape
-    if attrs.dim() != 3 or attrs.shape[0] not in (1, b):
-        raise RenderInputError(f"attrs has shape {tuple(attrs.shape)}; expected [{b} or 1, V, C]")
+    assert_shape(faces, ["F", 3], "faces", error=RenderInputError, hint="the faces that were rasterised")
+    shared = attrs.dim() == 3 and attrs.shape[0] == 1
+    assert_shape(attrs, [1 if shared else b, "V", "C"], "attrs", error=RenderInputError,
+                 hint="or [1, V, C] shared by the batch")
     attrs = attrs.expand(b, -1, -1)
     v, c = attrs.shape[1], attrs.shape[2]
     # Gather only at covered pixels (often a small part of the image), then scatter into zeros.

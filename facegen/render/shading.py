@@ -15,6 +15,7 @@ import math
 import torch
 
 from facegen.render.camera import RenderInputError
+from facegen.shapes import assert_shape
 
 # Lambertian kernel in SH (a_l = pi, 2 pi / 3 normalised as in Deep3DFaceRecon) and SH normalisation c_l.
 SH_A = (math.pi, 2.0 * math.pi / math.sqrt(3.0), 2.0 * math.pi / math.sqrt(8.0))
@@ -38,10 +39,10 @@ def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     normalised with eps. Differentiable (as PyTorch3D ``Meshes.verts_normals_packed``).
 
     Raises:
-        RenderInputError: ``vertices`` is not ``[B, V, 3]``.
+        RenderInputError: ``vertices`` is not ``[B, V, 3]`` or ``faces`` not ``[F, 3]``.
     """
-    if vertices.dim() != 3 or vertices.shape[-1] != 3:
-        raise RenderInputError(f"vertices has shape {tuple(vertices.shape)}; expected [B, V, 3]")
+    assert_shape(vertices, ["B", "V", 3], "vertices", error=RenderInputError)
+    assert_shape(faces, ["F", 3], "faces", error=RenderInputError, hint="triangle vertex indices")
     faces = faces.long()
     v0, v1, v2 = (vertices[:, faces[:, i]] for i in range(3))
     face_normals = torch.linalg.cross(v1 - v0, v2 - v0, dim=-1)           # [B, F, 3], |n| = 2 area
@@ -80,11 +81,14 @@ def sh_shading(normals: torch.Tensor, sh_coeffs: torch.Tensor) -> torch.Tensor:
         ``[B, ..., 3]`` shading; multiply by albedo for the Lambertian colour.
 
     Raises:
-        RenderInputError: ``sh_coeffs`` is not ``[B, 27]`` with ``B`` matching ``normals``.
+        RenderInputError: ``normals`` is not ``[B, ..., 3]``, or ``sh_coeffs`` not ``[B, 27]`` with ``B``
+            matching ``normals``.
     """
+    assert_shape(normals, ["B", *[None] * max(normals.dim() - 2, 0), 3], "normals", error=RenderInputError,
+                 hint="unit normals [B, ..., 3]")
     b = normals.shape[0]
-    if sh_coeffs.dim() != 2 or sh_coeffs.shape[1] != 27 or sh_coeffs.shape[0] != b:
-        raise RenderInputError(f"sh_coeffs has shape {tuple(sh_coeffs.shape)}; expected [{b}, 27] (9 bands x RGB)")
+    assert_shape(sh_coeffs, [b, 27], "sh_coeffs", error=RenderInputError,
+                 hint="9 SH bands x RGB per sample of normals")
     basis = sh_basis(normals)                                           # [B, ..., 9]
     gamma = sh_coeffs.reshape(b, 3, 9)
     flat = basis.reshape(b, -1, 9)

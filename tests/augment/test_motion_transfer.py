@@ -8,6 +8,7 @@ import torch
 from facegen.augment.driving import DrivingMotion, faceworld_driving, video_driving
 from facegen.augment.motion_transfer import retarget, separate_points, tps_warp
 from facegen.data.keypoints import KeypointFileError, default_regions, mean_template
+from facegen.errors import ShapeError
 
 
 def _dot_image(points, size=64, sigma=1.2):
@@ -47,7 +48,7 @@ def test_tps_warp_identity_and_batch():
     image = torch.rand(2, 3, 32, 32)
     kp = torch.rand(2, 10, 2) * 28 + 2
     torch.testing.assert_close(tps_warp(image, kp, kp), image, atol=1e-5, rtol=0)
-    with pytest.raises(Exception, match="expected"):
+    with pytest.raises(ShapeError, match=r"dst_kp: expected shape \[2, 10, 2\], got \[1, 10, 2\]"):
         tps_warp(image, kp, kp[:1])
 
 

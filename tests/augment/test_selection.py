@@ -70,7 +70,7 @@ def test_coverage_hand_computed():
     assert half["occupancy"] == 0.5 and half["max_cell_fraction"] == pytest.approx(2 / 3)
     assert half["entropy"] == pytest.approx(-(2 / 3) * np.log(2 / 3) - (1 / 3) * np.log(1 / 3))
     assert latent_coverage(x[[0, 0, 1]], x, grid=2) == half                # the pool's latents as the basis
-    with pytest.raises(SelectionError, match="dims"):
+    with pytest.raises(SelectionError, match=r"latents: expected shape \[N, \d+\], got \[3, 5\]; D of the latents"):
         latent_coverage(np.zeros((3, 5)), basis)
 
 

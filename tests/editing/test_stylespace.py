@@ -84,12 +84,16 @@ def test_channel_scoring_finds_planted_channel(tmp_path):
 
 
 def test_edit_moves_only_the_planted_region():
+    torch.manual_seed(0)
     G = ToyG()
     styles = G.synthesis.w_to_s(torch.randn(1, 2, 8))
     edited = edit_styles(styles, 1, 4, alpha=2.0, std=0.5)
     assert torch.equal(styles[1][:, 4] + 1.0, edited[1][:, 4]) and not torch.equal(edited[1], styles[1])
     diff = (G.synthesis.forward_s(edited) - G.synthesis.forward_s(styles)).abs()[0, 0]
-    assert diff[3:7, 3:13].min() > 0 and diff.sum() == diff[3:7, 3:13].sum()
+    outside = torch.ones_like(diff, dtype=torch.bool)
+    outside[3:7, 3:13] = False
+    # exactly unchanged outside the box (comparing float sums instead depended on the summation order)
+    assert diff[3:7, 3:13].min() > 0 and diff[outside].max() == 0
 
 
 def test_mixing_and_grids_on_a_stylegan2(tmp_path):

@@ -64,7 +64,7 @@ def test_ffhq_quad_is_an_upright_square_around_the_face():
     quad = ffhq_quad(upright_landmarks())
     # eye-to-eye 20, eye-to-mouth 20 -> half side max(40, 36) = 40; centre = eyes + 0.1 * (0, 20) = (50, 42)
     assert np.allclose(quad, [[10, 2], [10, 82], [90, 82], [90, 2]])
-    with pytest.raises(MicromotionError, match=r"\[68, 2\]"):
+    with pytest.raises(MicromotionError, match=r"landmarks: expected shape \[68, 2\], got \[5, 2\]"):
         ffhq_quad(np.zeros((5, 2)))
 
 
@@ -76,7 +76,7 @@ def test_crop_frames_landmarks_box_and_centre():
     assert crops.shape == (2, 16, 16, 3) and crops[:, 2:14, 2:14].min() >= 190
     assert crop_frames(frames, 8, box=[10, 2, 90, 82])[:, 1:7, 1:7].min() >= 190
     assert crop_frames(frames, 8).shape == (2, 8, 8, 3)
-    with pytest.raises(MicromotionError, match="landmark sets"):
+    with pytest.raises(MicromotionError, match=r"landmarks: expected shape \[2, 68, 2\], got \[1, 68, 2\]"):
         crop_frames(frames, 8, landmarks=lm[:1])
 
 

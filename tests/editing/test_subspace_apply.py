@@ -42,9 +42,9 @@ def test_edit_latents_with_a_layer_mask():
     assert torch.allclose(ws[:, 1] - w, torch.tensor([2.0, 0.0, 1.0])[None, :, None].expand(2, 3, 4))
     with pytest.raises(MicromotionError, match="outside 0..2"):
         layer_mask(3, layers=[3])
-    with pytest.raises(MicromotionError, match="expected 3"):
+    with pytest.raises(MicromotionError, match=r"weights: expected shape \[3\], got \[1\]"):
         layer_mask(3, weights=[1.0])
-    with pytest.raises(MicromotionError, match=r"\[B, num_ws, w_dim\]"):
+    with pytest.raises(MicromotionError, match=r"w_plus: expected shape \[B, 3, 4\], got \[3, 4\]"):
         edit_latents(w[0], dv, torch.zeros(1))
 
 

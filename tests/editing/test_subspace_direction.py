@@ -127,5 +127,5 @@ def test_bad_direction_files_raise(tmp_path):
         load_direction(tmp_path / "partial.npz")
     d = MicromotionDirection(dv=np.zeros((3, 24), np.float32), layers=[0, 1, 2])
     save_direction(tmp_path / "small.npz", d)
-    with pytest.raises(MicromotionError, match=r"needs \[4, 24\]"):
+    with pytest.raises(MicromotionError, match=r"small.npz: dv: expected shape \[4, 24\], got \[3, 24\]"):
         load_direction(tmp_path / "small.npz", LinearGenerator())

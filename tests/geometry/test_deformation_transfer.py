@@ -77,7 +77,7 @@ def test_components_and_isolated_vertices_keep_their_own_translation(source):
 
 def test_bad_inputs_raise(source):
     neutral, faces = source
-    with pytest.raises(MeshFormatError, match=r"source_deformed must be \[162, 3\]"):
+    with pytest.raises(MeshFormatError, match=r"source_deformed: expected shape \[162, 3\], got \[161, 3\]"):
         deformation_transfer(neutral, neutral[:-1], neutral, faces)
     with pytest.raises(MeshFormatError, match="zero-area"):
         flat = neutral.copy()

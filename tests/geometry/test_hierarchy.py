@@ -88,7 +88,7 @@ def test_cache_round_trip(icosphere, tmp_path):
 
 def test_bad_inputs_raise(icosphere):
     vertices, faces = icosphere
-    with pytest.raises(MeshFormatError, match=r"\[V, 3\]"):
+    with pytest.raises(MeshFormatError, match=r"template vertices: expected shape \[V, 3\], got \[\d+, 2\]"):
         build_mesh_hierarchy(vertices[:, :2], faces)
     with pytest.raises(MeshFormatError, match="outside"):
         build_mesh_hierarchy(vertices[:100], faces)

@@ -76,7 +76,7 @@ def test_save_obj_round_trip_is_atomic(tmp_path, icosphere):
     np.testing.assert_allclose(mesh.vertices, vertices, rtol=0, atol=1e-7)
     np.testing.assert_array_equal(mesh.faces, faces)
     assert [p.name for p in path.parent.iterdir()] == ["sphere.obj"]  # no temporary file left
-    with pytest.raises(MeshFormatError, match=r"\[F, 3\]"):
+    with pytest.raises(MeshFormatError, match=r"sphere.obj: faces: expected shape \[F, 3\], got \[\d+, 2\]"):
         save_obj(path, vertices, faces[:, :2])
 
 

@@ -55,7 +55,7 @@ def test_streaming_updates_equal_one_shot_and_greyscale_is_accepted():
     assert streamed["fid_randfeat"] == pytest.approx(one_shot["fid_randfeat"], rel=1e-4)
     grey = fid_kid(real[:, :1], fake[:, :1], feature=small_features(), **KID)
     assert grey["fid_randfeat"] > 0
-    with pytest.raises(ValueError, match=r"\[B, 1 or 3, H, W\]"):
+    with pytest.raises(ValueError, match=r"images: expected shape \[B, 3, H, W\], got \[\d+, 2, \d+, \d+\]; or \[B, 1, H, W\]"):
         metric.update(real[:, :2], real=True)
 
 

@@ -33,9 +33,9 @@ def test_layout_slices_split_and_join_round_trip():
 
 def test_layout_errors_name_the_part():
     layout = ParamLayout(2, 2, 2)
-    with pytest.raises(FacegenError, match=r"expected \[B, 39\]"):
+    with pytest.raises(FacegenError, match=r"p: expected shape \[B, 39\], got \[1, 40\]; the parameter vector identity 2"):
         layout.split(torch.zeros(1, 40))
-    with pytest.raises(FacegenError, match="'rotation'"):
+    with pytest.raises(FacegenError, match=r"parts\['rotation'\]: expected shape \[B, 3\], got \[1, 4\]"):
         layout.join(rotation=torch.zeros(1, 4))
     with pytest.raises(FacegenError, match="unknown"):
         layout.join(pose=torch.zeros(1, 6))

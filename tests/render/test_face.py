@@ -113,5 +113,5 @@ def test_levenberg_marquardt_converges_to_planted_parameters():
 
 
 def test_fit_rejects_bad_targets(renderer):
-    with pytest.raises(RenderInputError, match="landmarks"):
+    with pytest.raises(RenderInputError, match=r"landmarks: expected shape \[1, 68, 2\], got \[1, 5, 2\]"):
         fit_face(renderer, torch.zeros(1, 3, 64, 64), torch.zeros(1, 5, 2))

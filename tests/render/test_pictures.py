@@ -41,9 +41,9 @@ def test_render_heatmap_colours_and_bar(sphere):
 
 def test_pictures_bad_input(sphere):
     v, f = sphere
-    with pytest.raises(RenderInputError, match="values"):
+    with pytest.raises(RenderInputError, match=r"values: expected shape \[\d+\], got \[3\]"):
         render_heatmap(v, f, np.zeros(3), vmax=1.0, size=32)
     with pytest.raises(RenderInputError, match="view"):
         render_shaded(v, f, size=32, view="top")
-    with pytest.raises(RenderInputError, match=r"\[V, 3\]"):
+    with pytest.raises(RenderInputError, match=r"vertices: expected shape \[V, 3\], got \[\d+, 2\]"):
         render_shaded(v[:, :2], f, size=32)

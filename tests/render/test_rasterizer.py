@@ -133,10 +133,10 @@ def test_points_project_to_expected_pixels():
 
 
 def test_bad_inputs_raise():
-    with pytest.raises(RenderInputError, match=r"\[B, V, 3\]"):
+    with pytest.raises(RenderInputError, match=r"verts_ndc: expected shape \[B, V, 3\], got \[3, 3\]"):
         rasterize(torch.zeros(3, 3), torch.tensor([[0, 1, 2]]), 8)
     with pytest.raises(RenderInputError, match="outside"):
         rasterize(torch.zeros(1, 3, 3), torch.tensor([[0, 1, 3]]), 8)
-    with pytest.raises(RenderInputError, match="attrs"):
+    with pytest.raises(RenderInputError, match=r"attrs: expected shape \[2, V, C\], got \[3, 3, 1\]"):
         frag = rasterize(torch.ones(2, 3, 3), torch.tensor([[0, 1, 2]]), 8)
         interpolate(torch.zeros(3, 3, 1), torch.tensor([[0, 1, 2]]), frag)

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from facegen.editing.subspace.decomposition import MicromotionError
 from facegen.models.stylegan2.projection import project
+from facegen.shapes import assert_shape
 from facegen.utils import atomic_write
 
 
@@ -67,8 +68,7 @@ def ffhq_quad(landmarks: np.ndarray) -> np.ndarray:
     eye-to-mouth vector.
     """
     lm = np.asarray(landmarks, np.float64)
-    if lm.shape != (68, 2):
-        raise MicromotionError(f"landmarks have shape {list(lm.shape)}; expected [68, 2] pixels (x, y)")
+    assert_shape(lm, [68, 2], "landmarks", error=MicromotionError, hint="Multi-PIE 68 points, pixels (x, y)")
     eye_left, eye_right = lm[36:42].mean(axis=0), lm[42:48].mean(axis=0)
     eye_avg, eye_to_eye = (eye_left + eye_right) * 0.5, eye_right - eye_left
     mouth_avg = (lm[48] + lm[54]) * 0.5
@@ -87,9 +87,14 @@ def crop_frames(frames: np.ndarray, resolution: int, box: list[float] | None = N
 
     ``landmarks [T, 68, 2]``: FFHQ-aligned crop per frame (:func:`ffhq_quad`); else ``box``
     ``[x0, y0, x1, y1]`` pixels for all frames; else the centre square (as ``load_targets``).
+
+    Raises:
+        MicromotionError: ``landmarks`` is not ``[T, 68, 2]`` with the ``T`` of ``frames``.
     """
-    if landmarks is not None and len(landmarks) != len(frames):
-        raise MicromotionError(f"{len(landmarks)} landmark sets for {len(frames)} frames")
+    if landmarks is not None:
+        landmarks = np.asarray(landmarks)
+        assert_shape(landmarks, [len(frames), 68, 2], "landmarks", error=MicromotionError,
+                     hint="one set of 68 (x, y) pixel landmarks per frame")
     out = []
     for i, frame in enumerate(frames):
         image = Image.fromarray(frame)
@@ -222,6 +227,5 @@ def load_anchors_w_plus(path: str | os.PathLike) -> np.ndarray:
             w_plus = data["w_plus"]
     except (OSError, ValueError, KeyError) as error:
         raise MicromotionError(f"{path}: no readable 'w_plus' array ({error})") from error
-    if w_plus.ndim != 3:
-        raise MicromotionError(f"{path}: w_plus has shape {list(w_plus.shape)}; expected [N, num_ws, w_dim]")
+    assert_shape(w_plus, ["N", "num_ws", "w_dim"], f"{path}: w_plus", error=MicromotionError)
     return w_plus

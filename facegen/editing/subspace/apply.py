@@ -18,6 +18,7 @@ from facegen.editing.subspace.decomposition import MicromotionError
 from facegen.editing.subspace.direction import MicromotionDirection
 from facegen.imaging import images_to_grid, to_uint8, write_png
 from facegen.models.stylegan2.projection import synthesize
+from facegen.shapes import assert_shape
 
 
 @torch.no_grad()
@@ -56,8 +57,7 @@ def layer_mask(num_ws: int, layers: Sequence[int] | None = None, weights: Sequen
         mask[layers] = 1.0
     if weights is not None:
         weights = torch.as_tensor(list(weights), dtype=torch.float32)
-        if weights.shape != (num_ws,):
-            raise MicromotionError(f"layer weights have {weights.numel()} entries; expected {num_ws} (one per W+ layer)")
+        assert_shape(weights, [num_ws], "weights", error=MicromotionError, hint="one weight per W+ layer")
         mask = mask * weights
     return mask
 
@@ -66,11 +66,15 @@ def edit_latents(w_plus: Tensor, dv: Tensor, strengths: Tensor, mask: Tensor | N
     """``w_plus [B, num_ws, w_dim] + s_t * mask[:, None] * dv`` for each ``s_t`` -> ``[B, T, num_ws, w_dim]``.
 
     Raises:
-        MicromotionError: shapes of ``w_plus`` and ``dv`` (``[num_ws, w_dim]``) disagree.
+        MicromotionError: ``dv`` is not ``[num_ws, w_dim]``, ``w_plus`` not ``[B, num_ws, w_dim]`` of the same
+            ``num_ws, w_dim``, ``strengths`` not ``[T]`` or ``mask`` not ``[num_ws]``.
     """
-    if w_plus.ndim != 3 or tuple(w_plus.shape[1:]) != tuple(dv.shape):
-        raise MicromotionError(f"w_plus has shape {list(w_plus.shape)} and dv {list(dv.shape)}; expected "
-                               "[B, num_ws, w_dim] and [num_ws, w_dim]")
+    assert_shape(dv, ["num_ws", "w_dim"], "dv", error=MicromotionError)
+    assert_shape(w_plus, ["B", *dv.shape], "w_plus", error=MicromotionError,
+                 hint="W+ latents [B, num_ws, w_dim] with the num_ws, w_dim of dv")
+    assert_shape(strengths, ["T"], "strengths", error=MicromotionError, hint="one edit strength per frame")
+    if mask is not None:
+        assert_shape(mask, [dv.shape[0]], "mask", error=MicromotionError, hint="one weight per W+ layer")
     dv = dv.to(w_plus)
     if mask is not None:
         dv = dv * mask.to(w_plus)[:, None]
@@ -114,7 +118,13 @@ def to_frames(images: Tensor, scale: int = 1) -> np.ndarray:
 
 
 def frame_grid(images: Tensor) -> np.ndarray:
-    """``[B, T, C, H, W]`` -> uint8 grid ``[B*H, T*W, 3]`` (row = latent, column = frame; grey stays 2-D)."""
+    """``[B, T, C, H, W]`` -> uint8 grid ``[B*H, T*W, 3]`` (row = latent, column = frame; grey stays 2-D).
+
+    Raises:
+        MicromotionError: ``images`` is not ``[B, T, C, H, W]``.
+    """
+    assert_shape(images, ["B", "T", "C", "H", "W"], "images", error=MicromotionError,
+                 hint="frames of render_edit")
     B, T = images.shape[:2]
     return images_to_grid(images.reshape(B * T, *images.shape[2:]), cols=T)
 

@@ -32,6 +32,7 @@ from tensorly.decomposition import robust_pca as tl_robust_pca
 from torch import Tensor
 
 from facegen.errors import FacegenError
+from facegen.shapes import assert_shape
 
 
 class MicromotionError(FacegenError, ValueError):
@@ -57,8 +58,11 @@ def robust_pca(X: np.ndarray | Tensor, lam: float | None = None, tol: float = 1e
         MicromotionError: ``X`` is not a finite 2-D array with at least 2 rows and columns.
     """
     X = X.detach().cpu().double().numpy() if isinstance(X, Tensor) else np.asarray(X, dtype=np.float64)
-    if X.ndim != 2 or min(X.shape) < 2 or not np.isfinite(X).all():
-        raise MicromotionError(f"robust PCA needs a finite matrix [n1 >= 2, n2 >= 2]; got shape {list(X.shape)}")
+    assert_shape(X, ["n1", "n2"], "X", error=MicromotionError, hint="robust PCA needs a finite matrix, n1, n2 >= 2")
+    if min(X.shape) < 2:
+        raise MicromotionError(f"X: robust PCA needs a finite matrix with n1, n2 >= 2, got {X.shape[0]} x {X.shape[1]}")
+    if not np.isfinite(X).all():
+        raise MicromotionError("X: robust PCA needs a finite matrix; X holds NaN or inf")
     lam = pcp_lambda(X.shape) if lam is None else float(lam)
     scale = float(np.linalg.norm(X, 2))
     if scale == 0.0:
@@ -67,6 +71,16 @@ def robust_pca(X: np.ndarray | Tensor, lam: float | None = None, tol: float = 1e
         L, S = tl_robust_pca(torch.from_numpy(X / scale), reg_J=0.5, reg_E=lam, mu_init=mu_factor,
                              learning_rate=learning_rate, mu_max=1e9, tol=tol, n_iter_max=n_iter_max, verbose=0)
     return L.numpy() * scale, S.numpy() * scale
+
+
+def check_anchors(anchors: np.ndarray | Tensor) -> np.ndarray:
+    """``anchors [N >= 2, num_ws, w_dim]`` as float64 numpy; raises MicromotionError for another shape."""
+    A = anchors.detach().cpu().double().numpy() if isinstance(anchors, Tensor) else np.asarray(anchors, np.float64)
+    assert_shape(A, ["N", "num_ws", "w_dim"], "anchors", error=MicromotionError,
+                 hint="N >= 2 W+ latents of one identity in motion order")
+    if A.shape[0] < 2:
+        raise MicromotionError(f"anchors: {A.shape[0]} anchor; a motion needs N >= 2 W+ latents")
+    return A
 
 
 @dataclass
@@ -86,7 +100,12 @@ class Subspace:
 
 
 def pca_subspace(X: np.ndarray, rank: int = 4) -> Subspace:
-    """Rank-``rank`` PCA subspace of the rows of ``X [N, w_dim]`` (centred SVD; rank is capped at ``N - 1``)."""
+    """Rank-``rank`` PCA subspace of the rows of ``X [N, w_dim]`` (centred SVD; rank is capped at ``N - 1``).
+
+    Raises:
+        MicromotionError: ``X`` is not ``[N, w_dim]``.
+    """
+    assert_shape(X, ["N", "w_dim"], "X", error=MicromotionError, hint="one point per row")
     mean = X.mean(axis=0)
     _, sv, vt = np.linalg.svd(X - mean, full_matrices=False)
     k = max(1, min(rank, X.shape[0] - 1))
@@ -121,9 +140,7 @@ def decompose_anchors(anchors: np.ndarray | Tensor, method: str = "rpca", rank: 
     Raises:
         MicromotionError: anchors of the wrong shape or an unknown ``method``.
     """
-    A = anchors.detach().cpu().double().numpy() if isinstance(anchors, Tensor) else np.asarray(anchors, np.float64)
-    if A.ndim != 3 or A.shape[0] < 2:
-        raise MicromotionError(f"anchors have shape {list(A.shape)}; expected [N >= 2, num_ws, w_dim]")
+    A = check_anchors(anchors)
     if method not in ("rpca", "pca"):
         raise MicromotionError(f"decomposition method must be 'rpca' or 'pca', got {method!r}")
     if centre not in ("median", "mean", "none"):

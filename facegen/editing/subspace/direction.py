@@ -23,7 +23,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from facegen.editing.subspace.decomposition import MicromotionError, decompose_anchors
+from facegen.editing.subspace.decomposition import (
+    MicromotionError,
+    check_anchors,
+    decompose_anchors,
+)
+from facegen.shapes import assert_shape
 from facegen.utils import atomic_write
 
 METHODS = ("rpca", "pca", "two_anchor")
@@ -91,9 +96,7 @@ def decode_direction(anchors: np.ndarray | Tensor, method: str = "rpca", rank: i
     Raises:
         MicromotionError: anchors of the wrong shape, an unknown method, or layers out of range.
     """
-    A = anchors.detach().cpu().double().numpy() if isinstance(anchors, Tensor) else np.asarray(anchors, np.float64)
-    if A.ndim != 3 or A.shape[0] < 2:
-        raise MicromotionError(f"anchors have shape {list(A.shape)}; expected [N >= 2, num_ws, w_dim]")
+    A = check_anchors(anchors)
     if method not in METHODS:
         raise MicromotionError(f"direction method must be one of {METHODS}, got {method!r}")
     layers = _layer_list(layers, A.shape[1])
@@ -155,17 +158,16 @@ def load_direction(path: str | os.PathLike, G: nn.Module | None = None, strict: 
     if missing:
         raise MicromotionError(f"{path}: missing keys {missing} (expected a file of save_direction)")
     dv, layers = arrays["dv"].astype(np.float32), [int(i) for i in arrays["layers"]]
-    if dv.ndim != 2 or arrays["alpha_range"].shape != (2,):
-        raise MicromotionError(f"{path}: dv has shape {list(dv.shape)} (expected [num_ws, w_dim]) and alpha_range "
-                               f"{list(arrays['alpha_range'].shape)} (expected [2])")
+    assert_shape(dv, ["num_ws", "w_dim"], f"{path}: dv", error=MicromotionError)
+    assert_shape(arrays["alpha_range"], [2], f"{path}: alpha_range", error=MicromotionError, hint="(lo, hi)")
     _layer_list(layers, dv.shape[0])
     direction = MicromotionDirection(dv=dv, layers=layers, alpha_range=tuple(float(a) for a in arrays["alpha_range"]),
                                      method=str(arrays["method"]), rank=int(arrays["rank"]),
                                      source=str(arrays["source"]), generator_sha1=str(arrays["generator_sha1"]),
                                      meta=json.loads(str(arrays["meta"])))
     if G is not None:
-        if (G.num_ws, G.w_dim) != tuple(dv.shape):
-            raise MicromotionError(f"{path}: dv has shape {list(dv.shape)}; the generator needs [{G.num_ws}, {G.w_dim}]")
+        assert_shape(dv, [G.num_ws, G.w_dim], f"{path}: dv", error=MicromotionError,
+                     hint="the generator's [num_ws, w_dim]")
         if strict and direction.generator_sha1 and direction.generator_sha1 != generator_sha1(G):
             raise MicromotionError(f"{path}: made with generator {direction.generator_sha1[:12]}, not this one "
                                    f"({generator_sha1(G)[:12]}); pass strict=False to use it anyway")

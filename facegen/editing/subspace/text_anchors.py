@@ -28,8 +28,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from facegen.editing.subspace.anchors import Anchors
+from facegen.editing.subspace.decomposition import MicromotionError
 from facegen.errors import MissingWeightsError
 from facegen.models.stylegan2.projection import learning_rate
+from facegen.shapes import assert_shape
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)   # open_clip.constants.OPENAI_DATASET_MEAN
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -105,12 +107,18 @@ def text_anchors(G: nn.Module, w_source: Tensor, prompts: Sequence[str], clip: C
         w_source: ``[1, num_ws, w_dim]`` (or ``[num_ws, w_dim]``) source latent.
         identity_fn: images ``[B, C, H, W]`` -> features ``[B, D]`` for the identity term (default CLIP's).
         log: ``log(step, clip distance [P])`` after every step.
+
+    Raises:
+        MicromotionError: ``w_source`` is not ``[1, num_ws, w_dim]`` (or ``[num_ws, w_dim]``) of ``G``.
     """
+    w_source = w_source[None] if w_source.ndim == 2 else w_source
+    assert_shape(w_source, [1, G.num_ws, G.w_dim], "w_source", error=MicromotionError,
+                 hint="one W+ latent of G (or [num_ws, w_dim])")
     G = G.eval().requires_grad_(False)
     device = next(G.parameters()).device
     clip.model.to(device).eval().requires_grad_(False)
     prompts = list(prompts)
-    w_source = (w_source[None] if w_source.ndim == 2 else w_source).detach().to(device)
+    w_source = w_source.detach().to(device)
     text = clip.encode_texts(prompts, device)                                      # [P, D]
     identity_fn = identity_fn or clip.encode_images
     with torch.no_grad():
