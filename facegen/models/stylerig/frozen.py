@@ -22,7 +22,7 @@ from facegen.config.blocks import block
 from facegen.config.spec import as_spec
 from facegen.errors import CheckpointError, MissingWeightsError, StyleGANInputError
 from facegen.models.base import FacegenModule
-from facegen.models.face_regressor import load_face_regressor
+from facegen.models.face_regressor.files import load_face_regressor
 from facegen.models.stylegan2.formats import load_generator
 from facegen.models.stylegan2.networks import Generator
 from facegen.morphable import ProceduralFaceModel, load_ict_facekit
