@@ -47,9 +47,20 @@ FLAT_KEYS: dict[str, dict[str, str]] = {
         "val_triplets": "evaluation.val_triplets", "eval_triplets": "evaluation.eval_triplets",
         "seed": "evaluation.seed",
     },
-    "DFR": {},
-    "StyleRig": {},
-    "FaceRegressorModule": {},
+    "DFR": {"hidden": "network.hidden", "output_scale": "network.output_scale",
+            "expression_bounds": "network.expression_bounds", "lambda_land": "loss.lambda_land",
+            "lambda_reg": "loss.lambda_reg", "w_id": "loss.w_id", "w_exp": "loss.w_exp", "w_alb": "loss.w_alb",
+            "lr": "optimizer.lr", "eval_projection_steps": "evaluation.projection_steps",
+            "eval_truth_batch": "", "picture_count": "evaluation.picture_count"},
+    "StyleRig": {"controls": "network.controls", "control_layers": "network.control_layers",
+                 "latent_dim": "network.latent_dim", "decoder_hidden": "network.decoder_hidden",
+                 "w_rec": "loss.w_rec", "w_edit": "loss.w_edit", "w_consist": "loss.w_consist",
+                 "lambda_land": "loss.lambda_land", "lr": "optimizer.lr", "eval_pairs": "evaluation.pairs",
+                 "grid_size": "evaluation.grid_size", "sweep_latents": "evaluation.sweep_latents",
+                 "sweep_steps": "evaluation.sweep_steps"},
+    "FaceRegressorModule": {"width": "network.width", "exp_bounds": "network.exp_bounds", "lr": "optimizer.lr",
+                            "weight_decay": "optimizer.weight_decay", "augment": "augmentation.strength",
+                            "loss_weights": "loss"},
 }
 # class name -> {block: defaults of a block the old constructor had no key for}
 NEW_BLOCK_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {

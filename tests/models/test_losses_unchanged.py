@@ -30,12 +30,12 @@ RUNS = {
                   "model.generator.w_dim=32", "model.generator.mapping_layers=2", "model.augment.kimg=0.01",
                   "model.augment.interval=1", "model.loss.pl_interval=2", "model.loss.r1_interval=2",
                   "model.grid.every_kimg=1000"],
-    "dfr": ["model=dfr", "model.hidden=[16]", "data.n_train=8", "data.n_val=4", "data.n_test=6", "data.batch_size=4",
-            "data.truth.n=2", RANDOM_G],
+    "dfr": ["model=dfr", "model.network.hidden=[16]", "data.n_train=8", "data.n_val=4", "data.n_test=6",
+            "data.batch_size=4", "data.truth.n=2", RANDOM_G],
     "stylerig": ["model=stylerig", "data.n_train=8", "data.n_val=4", "data.n_test=6", "data.batch_size=4",
                  "data.truth.n=0", RANDOM_G],
     "face_regressor": ["model=face_regressor", "data.n=24", "data.resolution=16", "data.batch_size=8",
-                       "data.render={supersample:1}", "model.width=4"],
+                       "data.render={supersample:1}", "model.network.width=4"],
 }
 
 

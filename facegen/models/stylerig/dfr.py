@@ -26,6 +26,7 @@ from torch import nn
 
 from facegen.errors import StyleGANInputError
 from facegen.morphable.params import PARTS, ParamLayout
+from facegen.shapes import assert_shape
 
 #: default output scale per parameter part (units of one network output unit)
 DEFAULT_OUTPUT_SCALE: dict[str, float] = {"identity": 1.0, "expression": 0.5, "albedo": 1.0, "sh_coeffs": 0.2,
@@ -86,8 +87,8 @@ class DFRNetwork(nn.Module):
         Raises:
             StyleGANInputError: ``w_plus`` is not ``[B, num_ws, w_dim]``.
         """
-        if w_plus.ndim != 3 or tuple(w_plus.shape[1:]) != (self.num_ws, self.w_dim):
-            raise StyleGANInputError(f"DFR input must be W+ [B, {self.num_ws}, {self.w_dim}], got {list(w_plus.shape)}")
+        assert_shape(w_plus, ["B", self.num_ws, self.w_dim], "DFR w_plus", error=StyleGANInputError,
+                     hint="W+ latents of the generator F was built for")
         x = (w_plus - self.w_avg).flatten(1)                              # [B, num_ws * w_dim]
         p = self.net(x) * self.scale                                      # [B, P]
         if self.expression_bounds is None:

@@ -68,7 +68,7 @@ def evaluate_dfr(module, datamodule, split: str = "test") -> dict[str, list[dict
 
     Ground truth: ``datamodule.truth_set()`` renders faces with known parameters exactly like the face
     world; each is projected into the generator's W space (:func:`facegen.models.stylegan2.projection.project`,
-    ``module.hparams.eval_projection_steps`` steps, weight-free L1 + MS-SSIM loss), ``F`` is applied to the
+    ``module.evaluation.projection_steps`` steps, weight-free L1 + MS-SSIM loss), ``F`` is applied to the
     projected latent and its parameters are compared with the truth. Rows: the DFR, the all-zero
     parameters (mean face, neutral, frontal, ambient light: the untrained DFR), and the face regressor
     run directly on the true images when ``landmark_model_path`` is set (a reference that sees the image).
@@ -90,7 +90,7 @@ def evaluate_dfr(module, datamodule, split: str = "test") -> dict[str, list[dict
     self_rows = [{"split": split, "n": w.shape[0], **{k: sum(v) / n for k, v in terms.items()},
                   "landmark_model": module.__dict__.get("landmark_model") is not None}]
     if w.shape[0]:
-        count = min(module.hparams.picture_count, w.shape[0])
+        count = min(module.evaluation.picture_count, w.shape[0])
         p = module.dfr(w[:count])
         module._pictures(f"{split}/dfr_reconstruction", [pair_rows(images[:count], module.renderer(p).image * 2 - 1)])
     tables = {"dfr_self_supervised": self_rows}
@@ -113,7 +113,7 @@ def dfr_ground_truth(module, truth: dict) -> list[dict[str, Any]]:
     targets = truth["images"].to(device)
     gt = truth["params"].to(device)
     gt_landmarks = truth["landmarks"].to(device)
-    steps = int(module.hparams.eval_projection_steps)
+    steps = int(module.evaluation.projection_steps)
     with torch.enable_grad():
         result = project(module.G, targets, latent_space="w", num_steps=steps, w_avg_samples=2000, seed=0)
     w_proj = result.w_plus.to(device)
@@ -186,7 +186,8 @@ def _sweep(module, control: str, w: torch.Tensor, steps: int) -> tuple[str, list
 
 @torch.no_grad()
 def evaluate_stylerig(module, datamodule, split: str = "test") -> dict[str, list[dict[str, Any]]]:
-    """RigNet tables on ``split`` pairs ``(w, v)`` (``v`` = the latents rolled by one), per control:
+    """RigNet tables on the first ``module.evaluation.pairs`` ``split`` latents, pairs ``(w, v)`` (``v`` = the
+    latents rolled by one), per control:
 
     - ``edit_accuracy``: per controlled part, ``|F(w_hat) - F(v)|`` (after the edit) and
       ``|F(w) - F(v)|`` (no edit: the distance the edit had to cover); with a face regressor also the
@@ -202,7 +203,7 @@ def evaluate_stylerig(module, datamodule, split: str = "test") -> dict[str, list
     """
     dataset = datamodule.dataset(split)
     device = module.device
-    w = dataset.w_plus[:module.hparams.eval_pairs].to(device)
+    w = dataset.w_plus[:module.evaluation.pairs].to(device)
     if w.shape[0] < 2:
         log.info("StyleRig evaluation needs at least 2 %s latents", split)
         return {}
@@ -262,7 +263,7 @@ def evaluate_stylerig(module, datamodule, split: str = "test") -> dict[str, list
 
 def _edit_grid(module, control: str, w: torch.Tensor, split: str) -> None:
     """Fig. 5/9-style grid for ``control``."""
-    n = min(int(module.hparams.grid_size), w.shape[0] // 2)
+    n = min(int(module.evaluation.grid_size), w.shape[0] // 2)
     if n < 1:
         return
     sources, targets = w[:n], w[n:2 * n]
@@ -278,8 +279,8 @@ def _edit_grid(module, control: str, w: torch.Tensor, split: str) -> None:
 
 def _sweep_picture(module, control: str, w: torch.Tensor, split: str) -> None:
     """One-parameter sweep for ``control`` over ``sweep_latents`` latents and ``sweep_steps`` values."""
-    latents = w[:int(module.hparams.sweep_latents)]
-    sweep = _sweep(module, control, latents, int(module.hparams.sweep_steps))
+    latents = w[:int(module.evaluation.sweep_latents)]
+    sweep = _sweep(module, control, latents, int(module.evaluation.sweep_steps))
     if sweep is None:
         return
     name, targets = sweep

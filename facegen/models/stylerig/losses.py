@@ -27,6 +27,7 @@ from facegen.errors import RenderInputError
 from facegen.models.stylerig.rignet import swap_block
 from facegen.morphable.params import ParamLayout
 from facegen.render.face import FaceRenderer, FaceRendering
+from facegen.shapes import assert_shape
 
 
 def photometric_loss(image: torch.Tensor, rendered: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -38,9 +39,11 @@ def photometric_loss(image: torch.Tensor, rendered: torch.Tensor, mask: torch.Te
     Raises:
         RenderInputError: shapes differ.
     """
-    if image.shape != rendered.shape or mask.shape != (image.shape[0], 1, *image.shape[2:]):
-        raise RenderInputError(f"photometric loss: image {list(image.shape)}, rendering {list(rendered.shape)} and "
-                               f"mask {list(mask.shape)} must be [B, 3, H, W], [B, 3, H, W], [B, 1, H, W]")
+    assert_shape(image, ["B", 3, "H", "W"], "photometric loss: image", error=RenderInputError)
+    b, _, h, w = image.shape
+    assert_shape(rendered, [b, 3, h, w], "photometric loss: rendering", error=RenderInputError,
+                 hint="the renderer's image size must be the generator's")
+    assert_shape(mask, [b, 1, h, w], "photometric loss: mask", error=RenderInputError)
     per_pixel = (image - rendered).pow(2).sum(1, keepdim=True)                # [B, 1, H, W]
     return (per_pixel * mask).sum((1, 2, 3)) / mask.sum((1, 2, 3)).clamp(min=1.0)
 
@@ -51,9 +54,9 @@ def landmark_loss(target: torch.Tensor, predicted: torch.Tensor, image_size: int
     Raises:
         RenderInputError: shapes differ or are not ``[B, K, 2]``.
     """
-    if target.shape != predicted.shape or target.ndim != 3 or target.shape[-1] != 2:
-        raise RenderInputError(f"landmark loss: target {list(target.shape)} and prediction {list(predicted.shape)} "
-                               "must both be [B, 68, 2] pixels")
+    assert_shape(target, ["B", "K", 2], "landmark loss: target", error=RenderInputError, hint="pixels")
+    assert_shape(predicted, list(target.shape), "landmark loss: prediction", error=RenderInputError,
+                 hint="the target's [B, K, 2] (pixels)")
     return (target - predicted).pow(2).sum(-1).mean(-1) / float(image_size) ** 2
 
 

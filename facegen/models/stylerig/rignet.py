@@ -20,6 +20,7 @@ from torch import nn
 
 from facegen.errors import StyleGANInputError
 from facegen.morphable.params import ParamLayout
+from facegen.shapes import assert_shape
 
 #: parameter parts of each control; ``all`` is the joint rig
 CONTROL_PARTS: dict[str, tuple[str, ...]] = {
@@ -138,12 +139,9 @@ class RigNet(nn.Module):
         Raises:
             StyleGANInputError: wrong shapes.
         """
-        if w_plus.ndim != 3 or tuple(w_plus.shape[1:]) != (self.num_ws, self.w_dim):
-            raise StyleGANInputError(f"RigNet input must be W+ [B, {self.num_ws}, {self.w_dim}], "
-                                     f"got {list(w_plus.shape)}")
-        if p.ndim != 2 or p.shape != (w_plus.shape[0], self.layout.dim):
-            raise StyleGANInputError(f"RigNet parameters must be [{w_plus.shape[0]}, {self.layout.dim}], "
-                                     f"got {list(p.shape)}")
+        assert_shape(w_plus, ["B", self.num_ws, self.w_dim], "RigNet w_plus", error=StyleGANInputError)
+        assert_shape(p, [w_plus.shape[0], self.layout.dim], "RigNet p", error=StyleGANInputError,
+                     hint="one parameter vector per latent (ParamLayout of the DFR)")
         selected = w_plus.index_select(1, self.layer_index)                    # [B, n, w_dim]
         latent = self.encoder(selected)                                        # [B, n, 32]
         target = p[:, self.param_mask]                                         # [B, P_ctrl]
@@ -157,16 +155,43 @@ class RigNet(nn.Module):
         return w_plus + self.delta(w_plus, p)
 
 
+class RigNets(nn.ModuleDict):
+    """One :class:`RigNet` per control, keyed by the control name (the ``model.network`` block of ``StyleRig``).
+
+    Args:
+        num_ws, w_dim: W+ shape of the generator (set by the module from ``G``).
+        n_id, n_exp, n_alb: coefficient counts of the DFR's :class:`ParamLayout` (set by the module).
+        controls: RigNets to build, in training order (``pose``, ``expression``, ``illumination``; ``all`` = one
+            joint rig over the three blocks).
+        control_layers: W+ layers per control (:func:`parse_layers` specs such as ``"0-3"``); controls not named
+            keep :data:`DEFAULT_CONTROL_LAYERS` (StyleRig Fig. 4).
+        latent_dim: size of ``l_i`` (32 in the paper).
+        decoder_hidden: hidden width of the per-layer decoders (``None`` = ``w_dim``).
+
+    Raises:
+        StyleGANInputError: no control, an unknown control, or a bad layer spec.
+    """
+
+    def __init__(self, num_ws: int, w_dim: int, n_id: int, n_exp: int, n_alb: int,
+                 controls: Sequence[str] = ("pose", "expression", "illumination"),
+                 control_layers: Mapping[str, str | Sequence[int]] | None = None, latent_dim: int = 32,
+                 decoder_hidden: int | None = None):
+        layers = dict(control_layers or {})
+        unknown = set(layers) - set(CONTROL_PARTS)
+        if unknown:
+            raise StyleGANInputError(f"control_layers has unknown controls {sorted(unknown)}; "
+                                     f"expected {sorted(CONTROL_PARTS)}")
+        if not controls:
+            raise StyleGANInputError("StyleRig needs at least one control (pose, expression, illumination or all)")
+        layout = ParamLayout(int(n_id), int(n_exp), int(n_alb))
+        super().__init__({c: RigNet(num_ws, w_dim, layout, c, layers.get(c), latent_dim, decoder_hidden)
+                          for c in controls})
+        self.controls = [str(c) for c in controls]
+
+
 def build_rignets(num_ws: int, w_dim: int, layout: ParamLayout, controls: Sequence[str],
                   layers: Mapping[str, str | Sequence[int]] | None = None, latent_dim: int = 32,
-                  decoder_hidden: int | None = None) -> nn.ModuleDict:
-    """One :class:`RigNet` per control name (``layers[control]`` overrides its default mask)."""
-    layers = dict(layers or {})
-    unknown = set(layers) - set(CONTROL_PARTS)
-    if unknown:
-        raise StyleGANInputError(f"control_layers has unknown controls {sorted(unknown)}; "
-                                 f"expected {sorted(CONTROL_PARTS)}")
-    if not controls:
-        raise StyleGANInputError("StyleRig needs at least one control (pose, expression, illumination or all)")
-    return nn.ModuleDict({c: RigNet(num_ws, w_dim, layout, c, layers.get(c), latent_dim, decoder_hidden)
-                          for c in controls})
+                  decoder_hidden: int | None = None) -> RigNets:
+    """:class:`RigNets` for a :class:`ParamLayout` (``layers[control]`` overrides its default mask)."""
+    return RigNets(num_ws, w_dim, layout.n_id, layout.n_exp, layout.n_alb, controls, layers, latent_dim,
+                   decoder_hidden)

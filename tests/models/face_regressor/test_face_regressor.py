@@ -27,7 +27,7 @@ from facegen.models.face_regressor import (
 from facegen.morphable import ProceduralFaceModel
 from facegen.train import train
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 FAST = {"batch_size": 16, "supersample": 1}
 
 
@@ -161,7 +161,7 @@ def test_train_entry_point_writes_regressor(tmp_path):
         cfg = compose(config_name="train", overrides=[
             "model=face_regressor", "logger=none", "run_name=test", "callbacks.progress_bar=null",
             "data.n=24", "data.resolution=16", "data.batch_size=8", "data.render={supersample:1}",
-            "model.width=4", "trainer.max_epochs=2", f"paths.output_dir={tmp_path / 'run'}",
+            "model.network.width=4", "trainer.max_epochs=2", f"paths.output_dir={tmp_path / 'run'}",
             f"paths.cache_dir={tmp_path / 'cache'}"])
     result = train(cfg)
     assert np.isfinite(result["metrics"]["val/landmark_px"])

@@ -8,11 +8,17 @@ import pytest
 import torch
 
 from facegen.checkpoints import load_any
-from facegen.errors import FacegenError, MissingWeightsError, StyleGANInputError
+from facegen.errors import (
+    FacegenError,
+    MissingWeightsError,
+    RenderInputError,
+    StyleGANInputError,
+)
 from facegen.models.stylegan2 import Generator
 from facegen.models.stylegan2.formats import save_rosinality
 from facegen.models.stylerig import DFR, DFRNetwork, RigNet, StyleRig, parse_layers
 from facegen.models.stylerig.evaluation import part_errors
+from facegen.models.stylerig.frozen import build_renderer
 from facegen.models.stylerig.latents import LatentDataModule
 from facegen.models.stylerig.losses import (
     consistency_loss,
@@ -23,7 +29,6 @@ from facegen.models.stylerig.losses import (
     render_loss,
     statistical_regulariser,
 )
-from facegen.models.stylerig.module import build_renderer
 from facegen.models.stylerig.rignet import control_mask, swap_block
 from facegen.morphable import ProceduralFaceModel
 from facegen.morphable.params import ParamLayout, sample_params
@@ -74,7 +79,7 @@ def test_dfr_network_starts_at_the_mean_face_and_checks_shapes():
     assert sum(isinstance(m, torch.nn.ELU) for m in net.net) == 2       # ELU after every hidden layer
     p = net(torch.randn(5, 4, 8))
     assert p.shape == (5, ParamLayout(3, 2, 1).dim) and torch.all(p == 0)
-    with pytest.raises(StyleGANInputError, match=r"\[B, 4, 8\]"):
+    with pytest.raises(StyleGANInputError, match=r"DFR w_plus: expected shape \[B, 4, 8\], got \[5, 32\]"):
         net(torch.randn(5, 32))
     bounded = DFRNetwork(num_ws=4, w_dim=8, n_id=3, n_exp=2, n_alb=1, hidden=[16], expression_bounds=(0, 1))
     torch.nn.init.normal_(bounded.net[-1].weight, std=10.0)
@@ -105,6 +110,8 @@ def test_rignet_identity_edit_and_layer_masks():
     assert light.layers == list(range(4, 10))
     with pytest.raises(StyleGANInputError):
         RigNet(10, 16, layout, "hairstyle")
+    with pytest.raises(StyleGANInputError, match=r"RigNet p: expected shape \[6, 42\], got \[6, 41\]"):
+        rig(w, p[:, 1:])
 
 
 # --------------------------------------------------------------------------------------------- losses
@@ -116,6 +123,9 @@ def test_photometric_and_landmark_losses_equal_hand_values():
     mask = torch.zeros(1, 1, 2, 2)
     mask[0, 0, 0, :] = 1.0
     assert photometric_loss(image, rendered, mask).item() == pytest.approx(9.0 / 2)
+    with pytest.raises(RenderInputError,
+                       match=r"photometric loss: mask: expected shape \[1, 1, 2, 2\], got \[1, 2, 2\]"):
+        photometric_loss(image, rendered, mask[:, 0])
     target = torch.zeros(1, 68, 2)
     predicted = torch.zeros(1, 68, 2)
     predicted[0, 0] = torch.tensor([3.0, 4.0])                           # 25 px^2 on one of 68 points
@@ -168,7 +178,7 @@ def test_rosinality_checkpoint_plugs_in(tmp_path):
     dm.setup("fit")
     kwargs = dm.model_kwargs()
     assert kwargs["num_ws"] == G.num_ws and kwargs["w_dim"] == 16 and kwargs["img_resolution"] == 32
-    module = DFR(**kwargs, hidden=[8])
+    module = DFR(**kwargs, network={"hidden": [8]})
     w = dm.dataset("train").w_plus
     with torch.no_grad():
         assert torch.allclose(module.synthesize(w), G.synthesis(w, noise_mode="const").clamp(-1, 1), atol=1e-5)
@@ -180,7 +190,7 @@ def test_missing_files_raise_clear_errors(tmp_path, latents):
         LatentDataModule(generator_path=str(tmp_path / "absent.pt"), cache_dir=tmp_path).prepare_data()
     _, kwargs = latents
     with pytest.raises(MissingWeightsError, match="landmark_model_path"):
-        DFR(**kwargs, hidden=[8], landmark_model_path=str(tmp_path / "absent_regressor.pt"))
+        DFR(**kwargs, network={"hidden": [8]}, landmark_model_path=str(tmp_path / "absent_regressor.pt"))
     with pytest.raises(MissingWeightsError, match="dfr_path"):
         StyleRig(**kwargs, dfr_path=str(tmp_path / "absent_dfr.ckpt"))
     assert issubclass(MissingWeightsError, FacegenError)
@@ -189,8 +199,8 @@ def test_missing_files_raise_clear_errors(tmp_path, latents):
 def test_dfr_without_landmark_model_says_so_and_loss_falls(latents, caplog):
     dm, kwargs = latents
     torch.manual_seed(0)
-    with caplog.at_level(logging.INFO, logger="facegen.models.stylerig.module"):
-        module = DFR(**kwargs, hidden=[32], lr=3e-3)
+    with caplog.at_level(logging.INFO, logger="facegen.models.stylerig.frozen"):
+        module = DFR(**kwargs, network={"hidden": [32]}, optimizer={"lr": 3e-3})
     assert sum("no landmark loss" in r.getMessage() for r in caplog.records) == 1
     batch = next(iter(dm.train_dataloader()))
     optimiser = module.configure_optimizers()
@@ -209,7 +219,7 @@ def test_dfr_without_landmark_model_says_so_and_loss_falls(latents, caplog):
 def test_stylerig_gradients_reach_rignet_only(latents):
     dm, kwargs = latents
     torch.manual_seed(0)
-    module = StyleRig(**kwargs, controls=["pose", "expression"], lambda_land=1.0)
+    module = StyleRig(**kwargs, network={"controls": ["pose", "expression"]}, loss={"lambda_land": 1.0})
     torch.nn.init.normal_(module.dfr.net[-1].weight, std=0.05)       # an F that depends on w
     batch = next(iter(dm.train_dataloader()))
     optimiser = module.configure_optimizers()
@@ -265,7 +275,7 @@ def test_rignet_moves_the_controlled_block_towards_the_target_with_the_default_w
     errors = {}
     for name, weights in {"default": {}, "1:1:1": {"w_edit": 1.0, "w_consist": 1.0}}.items():
         torch.manual_seed(0)
-        module = StyleRig(**kwargs, controls=["pose"], lambda_land=1.0, **weights)
+        module = StyleRig(**kwargs, network={"controls": ["pose"]}, loss={"lambda_land": 1.0, **weights})
         torch.manual_seed(1)
         torch.nn.init.normal_(module.dfr.net[-1].weight, std=0.05)   # an F that depends on w
         errors[name] = _pose_error_after_training(module, batch, steps=40)
@@ -282,7 +292,7 @@ def test_landmark_model_file_drives_the_landmark_loss(tmp_path, latents):
     regressor = regressor_module.FaceRegressor(resolution=32, width=4)
     path = tmp_path / "regressor.pt"
     regressor_module.save_face_regressor(regressor, path)
-    module = DFR(**kwargs, hidden=[8], landmark_model_path=str(path))
+    module = DFR(**kwargs, network={"hidden": [8]}, landmark_model_path=str(path))
     batch = next(iter(dm.train_dataloader()))
     landmarks = module.detect_landmarks(batch["image"])
     assert landmarks.shape == (4, 68, 2)
@@ -298,7 +308,7 @@ def test_dfr_with_the_ict_model(shared_data, latents):
     dm, kwargs = latents
     morphable = {"name": "ict", "root": str(shared_data / "ict_facekit"), "n_id": 4,
                  "cache_dir": str(default_cache_dir())}         # the parsed meshes are reused across runs
-    module = DFR(**kwargs, hidden=[8], morphable=morphable)
+    module = DFR(**kwargs, network={"hidden": [8]}, morphable=morphable)
     assert module.layout.n_exp == module.face_model.n_exp and module.layout.n_id == 4
     batch = next(iter(dm.train_dataloader()))
     out = module.losses(batch["w_plus"], batch["image"])
@@ -328,7 +338,7 @@ def test_stylerig_metrics_of_the_identity_edit(latents):
 
     dm, kwargs = latents
     torch.manual_seed(0)
-    module = StyleRig(**kwargs, eval_pairs=8, grid_size=2, sweep_latents=1, sweep_steps=2).eval()
+    module = StyleRig(**kwargs, evaluation={"pairs": 8, "grid_size": 2, "sweep_latents": 1, "sweep_steps": 2}).eval()
     torch.nn.init.normal_(module.dfr.net[-1].weight, std=0.05)
     tables = evaluate_stylerig(module, dm, "test")
     p = module.dfr(dm.dataset("test").w_plus)
