@@ -103,18 +103,19 @@ class Discriminator(nn.Module):
         c_dim: label size (0 = unconditional); img_resolution: 32 to 1024 (power of two); img_channels: 1 or 3.
         channel_base, channel_max: channels at resolution R are ``min(channel_base // R, channel_max)``.
         mbstd_group_size, mbstd_num_channels: minibatch stddev group size and number of stddev channels.
-        num_fp16_res, conv_clamp: as :class:`Generator`.
+        num_fp16_res, conv_clamp, channels_last: as :class:`~facegen.models.stylegan2.networks.Generator`.
     """
 
     def __init__(self, c_dim: int = 0, img_resolution: int = 64, img_channels: int = 3, channel_base: int = 32768,
                  channel_max: int = 512, mbstd_group_size: int = 4, mbstd_num_channels: int = 1,
-                 num_fp16_res: int = 0, conv_clamp: float | None = None):
+                 num_fp16_res: int = 0, conv_clamp: float | None = None, channels_last: bool = False):
         super().__init__()
         check_resolution(img_resolution)
         self.init_kwargs = dict(c_dim=c_dim, img_resolution=img_resolution, img_channels=img_channels,
                                 channel_base=channel_base, channel_max=channel_max, mbstd_group_size=mbstd_group_size,
                                 mbstd_num_channels=mbstd_num_channels, num_fp16_res=num_fp16_res,
-                                conv_clamp=conv_clamp)
+                                conv_clamp=conv_clamp, channels_last=channels_last)
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.c_dim, self.img_resolution, self.img_channels = c_dim, img_resolution, img_channels
         log2 = int(math.log2(img_resolution))
         self.block_resolutions = [2 ** i for i in range(log2, 2, -1)]
@@ -128,6 +129,8 @@ class Discriminator(nn.Module):
         if c_dim > 0:
             self.mapping = MappingNetwork(0, c_dim, cmap_dim, num_ws=None, w_avg_beta=None)
         self.b4 = DiscriminatorEpilogue(channels[4], cmap_dim, mbstd_group_size, mbstd_num_channels, conv_clamp)
+        if channels_last:
+            self.to(memory_format=torch.channels_last)
 
     def forward(self, img: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         """``img [B, img_channels, R, R]`` in [-1, 1], ``c [B, c_dim]`` -> logits ``[B, 1]`` float32.
@@ -140,6 +143,7 @@ class Discriminator(nn.Module):
         if self.c_dim > 0:
             check_input(c, [img.shape[0], self.c_dim], "c", hint="one-hot labels")
         x = None
+        img = img.contiguous(memory_format=self.memory_format)
         for res in self.block_resolutions:
             x = getattr(self, f"b{res}")(x, img)
         with torch.autocast(img.device.type, enabled=False):

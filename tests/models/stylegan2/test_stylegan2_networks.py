@@ -222,3 +222,20 @@ def test_mixed_precision_blocks():
     assert dtypes == {"b16": torch.float32, "b32": torch.bfloat16}
     assert mixed.dtype == torch.float32 and logits.dtype == torch.float32
     assert (mixed - reference).abs().mean() < 0.05 * reference.abs().mean()
+
+
+def test_channels_last_is_the_same_network_in_another_memory_layout():
+    """``channels_last=True`` (the CPU-fast layout) computes the same images and logits from the same state dict."""
+    torch.manual_seed(0)
+    kwargs = dict(img_resolution=32, channel_base=256, channel_max=32)
+    G, G_cl = Generator(z_dim=16, w_dim=16, mapping_layers=2, **kwargs), Generator(
+        z_dim=16, w_dim=16, mapping_layers=2, channels_last=True, **kwargs)
+    D, D_cl = Discriminator(**kwargs), Discriminator(channels_last=True, **kwargs)
+    G_cl.load_state_dict(G.state_dict())
+    D_cl.load_state_dict(D.state_dict())
+    assert G_cl.synthesis.b8.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    z = torch.randn(3, 16)
+    with torch.no_grad():
+        images, images_cl = G(z), G_cl(z)
+        torch.testing.assert_close(images_cl, images, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(D_cl(images), D(images), rtol=1e-4, atol=1e-5)
