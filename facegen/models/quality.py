@@ -16,6 +16,7 @@ each beside its **floor**: the same number measured between two independent sets
 """
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,8 @@ from facegen.models.face_regressor import (
     load_synthetic_faces,
 )
 from facegen.reporting import write_table
+
+log = logging.getLogger(__name__)
 
 # regressed parameter groups compared by their Wasserstein distance (rotation converted to degrees)
 PARAM_GROUPS = ("rotation", "expression", "sh_coeffs", "identity", "albedo", "translation")
@@ -122,10 +125,12 @@ class GeneratorQuality:
         return embed(self.regressor, uint8_to_unit(data["images"]))
 
     def floor(self) -> dict[str, float]:
-        """The metrics between the two real sets (needs ``real_b``)."""
+        """The metrics between the real set and ``num_samples`` images of the second one (needs ``real_b``): the
+        score of a perfect generator at this sample size (k-NN radii and the Fréchet bias depend on it)."""
         if self.real_b is None:
             raise ValueError("GeneratorQuality.floor needs real_b, a second independent folder of real renders")
-        return compare(self.regressor, self.real, self.real_b)
+        n = self.num_samples
+        return compare(self.regressor, self.real, (self.real_b[0][:n], self.real_b[1][:n]))
 
     def __call__(self, G: torch.nn.Module) -> dict[str, float]:
         """The metrics of ``num_samples`` images of ``G`` against the real set."""
@@ -138,7 +143,8 @@ class GeneratorQualityCallback(Callback):
 
     Metrics go to the loggers as ``quality/<name>`` and to ``<run_dir>/metrics/quality.csv`` / ``.md``
     (one row per evaluation, with ``kimg``); the floor (when ``real_b`` is given) is logged once as
-    ``quality/floor_<name>``.
+    ``quality/floor_<name>``. When the regressor file or a real folder is missing, one warning says so and the
+    run goes on without these metrics.
     """
 
     def __init__(self, regressor_path: str, real: str, real_b: str | None = None, every_kimg: float = 20.0,
@@ -148,9 +154,20 @@ class GeneratorQualityCallback(Callback):
         self.quality: GeneratorQuality | None = None
         self.rows: list[dict[str, Any]] = []
         self.last_tick = -1
+        self.disabled = False
+
+    def _inputs_missing(self) -> str | None:
+        paths = [self.args["regressor"], self.args["real"]] + ([self.args["real_b"]] if self.args["real_b"] else [])
+        missing = [str(p) for p in paths if not Path(str(p)).exists()]
+        return ", ".join(missing) or None
 
     def _evaluate(self, trainer: Trainer, module: LightningModule) -> None:
-        if not trainer.is_global_zero:
+        if not trainer.is_global_zero or self.disabled:
+            return
+        if self.quality is None and (missing := self._inputs_missing()):
+            self.disabled = True
+            log.warning("generator quality is not measured: %s not found (a face regressor file and folders of real "
+                        "renders from `python -m facegen.synth images`; experiments/face_world/README.md)", missing)
             return
         if self.quality is None:
             self.quality = GeneratorQuality(**self.args)

@@ -51,3 +51,16 @@ def test_callback_logs_and_writes_a_table(world, tmp_path):
     kimgs = [row["kimg"] for row in callback.rows]
     assert kimgs[0] == "floor" and kimgs[1:] == [0.0, 0.008, 0.016]  # start, then every 8 images
     assert "floor_fd_regressor" in table and "precision" in table
+
+
+def test_callback_without_its_files_warns_once_and_stays_out_of_the_way(tmp_path, caplog):
+    callback = GeneratorQualityCallback(str(tmp_path / "regressor.pt"), str(tmp_path / "real"))
+
+    class Trainer:
+        is_global_zero, loggers, default_root_dir = True, [], str(tmp_path)
+
+    callback._evaluate(Trainer(), None)
+    callback._evaluate(Trainer(), None)
+    assert callback.disabled and callback.rows == []
+    assert [r.message for r in caplog.records].count(next(r.message for r in caplog.records)) == 1
+    assert "regressor.pt" in caplog.records[0].message and "not measured" in caplog.records[0].message
