@@ -2,8 +2,8 @@
 
 Lightning saves the weights, optimisers, loops and callbacks, but not the global random generators that
 training steps draw from (StyleGAN2's latents, style mixing and ADA; FaceTuneGAN's style shift). With
-:class:`RngStateInCheckpoint` (added to every run by :func:`facegen.runner.build_trainer`) and the stateful
-train loaders of :mod:`facegen.data.loader`, a run killed and resumed from an end-of-epoch checkpoint continues
+:class:`RngStateInCheckpoint` (added to every run by :func:`facegen.runner.build_trainer`) and the train loaders'
+per-epoch order (:mod:`facegen.data.loader`), a run killed and resumed from an end-of-epoch checkpoint continues
 exactly as the uninterrupted run would have.
 """
 from __future__ import annotations

@@ -202,13 +202,17 @@ def resolved_config(config_name: str, overrides: Sequence[str]) -> DictConfig:
     Hydra's run-time values are filled in as a run would have them (``hydra:runtime.output_dir`` = the run
     folder it would create, not created here)."""
     cfg = compose_checked(config_name, overrides, hydra=True)
-    HydraConfig.instance().set_config(cfg)
-    with read_write(cfg.hydra.runtime), open_dict(cfg.hydra.runtime):
-        cfg.hydra.runtime.output_dir = os.path.abspath(str(OmegaConf.select(cfg, "hydra.run.dir")))
-    HydraConfig.instance().set_config(cfg)
-    with read_write(cfg), open_dict(cfg):
-        del cfg["hydra"]
-    return OmegaConf.create(OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False))
+    previous = HydraConfig.instance().cfg
+    try:
+        HydraConfig.instance().set_config(cfg)
+        with read_write(cfg.hydra.runtime), open_dict(cfg.hydra.runtime):
+            cfg.hydra.runtime.output_dir = os.path.abspath(str(OmegaConf.select(cfg, "hydra.run.dir")))
+        HydraConfig.instance().set_config(cfg)
+        with read_write(cfg), open_dict(cfg):
+            del cfg["hydra"]
+        return OmegaConf.create(OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False))
+    finally:
+        HydraConfig.instance().cfg = previous
 
 
 def _commented_keys(path: Path, group: str, seen: set[Path] | None = None) -> list[tuple[str, str, str]]:

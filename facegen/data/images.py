@@ -27,7 +27,7 @@ from lightning.pytorch import LightningDataModule
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from facegen.data.loader import make_loader
+from facegen.data.loader import make_loader, starting_epoch
 from facegen.errors import DatasetLayoutError
 
 log = logging.getLogger(__name__)
@@ -220,7 +220,7 @@ class ImageDataModule(LightningDataModule):
         return {"img_resolution": self.resolution, "img_channels": self.channels, "c_dim": self.c_dim}
 
     def _loader(self, dataset: ImageDataset, shuffle: bool) -> DataLoader:
-        return make_loader(dataset, self.batch_size, shuffle, self.seed, self.num_workers,
+        return make_loader(dataset, self.batch_size, shuffle, self.seed, self.num_workers, starting_epoch(self),
                            drop_last=shuffle and len(dataset) >= self.batch_size,
                            persistent_workers=self.num_workers > 0)
 

@@ -37,7 +37,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from facegen.data.collection import SPLITS, MeshCollection
-from facegen.data.loader import make_loader
+from facegen.data.loader import make_loader, starting_epoch
 from facegen.data.mesh_sources import allocate_in_memory, get_source
 from facegen.errors import DatasetLayoutError
 from facegen.geometry import build_mesh_hierarchy
@@ -414,7 +414,7 @@ class MeshDataModule(L.LightningDataModule):
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         self._require_setup()
         return make_loader(self.datasets[split], self.batch_size, shuffle, self.seed, self.num_workers,
-                           persistent_workers=self.num_workers > 0)
+                           starting_epoch(self), persistent_workers=self.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

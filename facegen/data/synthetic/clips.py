@@ -19,7 +19,7 @@ from lightning.pytorch import LightningDataModule
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from facegen.data.loader import make_loader
+from facegen.data.loader import make_loader, starting_epoch
 from facegen.data.synthetic.cache import build_once, cache_folder
 from facegen.data.synthetic.render import (
     RenderSettings,
@@ -180,7 +180,7 @@ class SyntheticVideosDataModule(LightningDataModule):
         return {"img_resolution": self.generation["resolution"], "img_channels": 3, "frames": self.generation["frames"]}
 
     def _loader(self, dataset, shuffle: bool) -> DataLoader:
-        return make_loader(dataset, self.batch_size, shuffle, self.seed, self.num_workers)
+        return make_loader(dataset, self.batch_size, shuffle, self.seed, self.num_workers, starting_epoch(self))
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, shuffle=True)
