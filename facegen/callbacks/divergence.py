@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -123,10 +124,14 @@ class DivergenceMonitor(Callback):
 
     @staticmethod
     def _last_checkpoint(trainer: Trainer) -> str:
-        paths = [getattr(c, "last_model_path", "") or getattr(c, "best_model_path", "")
-                 for c in trainer.checkpoint_callbacks]
-        paths = [p for p in paths if p]
-        return f"the last good checkpoint ({paths[0]}) is kept" if paths else "no checkpoint was written"
+        """Which checkpoint survives: the newest existing file the checkpoint callbacks wrote or would replace."""
+        paths = []
+        for callback in trainer.checkpoint_callbacks:
+            dirpath = getattr(callback, "dirpath", None)
+            paths += [getattr(callback, "last_model_path", ""), getattr(callback, "best_model_path", "")]
+            paths += [str(Path(dirpath) / "last.ckpt")] if dirpath else []
+        existing = sorted({p for p in paths if p and Path(p).is_file()}, key=lambda p: Path(p).stat().st_mtime)
+        return f"the last good checkpoint ({existing[-1]}) is kept" if existing else "no checkpoint was written"
 
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
@@ -135,7 +140,7 @@ class DivergenceMonitor(Callback):
         if every > 0 and batch_idx % every == 0:
             weights = self._bad_weights(pl_module)
             if weights is not None:
-                self.bad_steps, self.reason = self.patience, f"{where}: {weights}"
+                self.bad_steps, self.reason = self.patience, f"{weights} at {where}"
                 raise DivergenceError(f"training diverged at {where}: {weights}; {self._last_checkpoint(trainer)}")
         bad = self._bad_values(outputs)
         counters = self._skipped(pl_module)
@@ -148,23 +153,20 @@ class DivergenceMonitor(Callback):
             self.bad_steps, self.reason = 0, ""
             return
         self.bad_steps += 1
-        if bad:
-            losses = ", ".join(f"{name} = {value}" for name, value in bad[:3]) + (
-                f" (and {len(bad) - 3} more)" if len(bad) > 3 else "")
-        else:
-            losses = "a non-finite loss on some process" if not skipped else ""
+        parts = [f"{name} = {value}" for name, value in bad[:3]] + ([f"{len(bad) - 3} more"] if len(bad) > 3 else [])
         if skipped:
-            losses += (", " if losses else "") + f"{skipped} optimiser step(s) skipped as non-finite ({counters} so far)"
-        self.reason = f"{where}: {losses}"
+            parts.append(f"{skipped} optimiser step(s) skipped as non-finite ({counters} so far)")
+        losses = ", ".join(parts) or "a non-finite loss on another process"
+        self.reason = f"{losses} at {where}"
         if self.bad_steps >= self.patience:
-            raise DivergenceError(f"training diverged at {where}: {losses}, {self.bad_steps} bad steps in a row "
+            raise DivergenceError(f"training diverged at {where}: {losses}; {self.bad_steps} bad steps in a row "
                                   f"(patience {self.patience}); {self._last_checkpoint(trainer)}")
 
     # ------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
         if self.bad_steps > 0:
-            raise DivergenceError(f"not writing a checkpoint at step {trainer.global_step}: the last training step "
-                                  f"was non-finite ({self.reason}); {self._last_checkpoint(trainer)}")
+            raise DivergenceError(f"training diverged: not writing a checkpoint after a non-finite step ({self.reason}); "
+                                  f"{self._last_checkpoint(trainer)}")
 
     def state_dict(self) -> dict[str, Any]:
         return {"divergence": {"bad_steps": self.bad_steps, "reason": self.reason}}

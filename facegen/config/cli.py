@@ -282,9 +282,9 @@ def help_text(config_name: str, overrides: Sequence[str], prog: str) -> str:
             rows += _commented_keys(CONF_DIR / group / f"{choices[group]}.yaml", group)
     if rows:
         lines.append("Keys (key=value, --key value or --key=value; units in the comments; --print_config shows all):")
-        width = min(34, max(len(k) for k, _, _ in rows) + 2)
+        width = min(34, max(len(k) for k, _, _ in rows) + 1)
         for key, value, comment in rows:
-            lines.append(f"  {key:<{width}}{value:<12} {comment}")
+            lines.append(f"  {key:<{width}} {value:<11} {comment}")
         lines.append("")
     lines += ["Flags: --print_config (print the resolved config as YAML and exit), --help; Hydra's own: "
               "-m/--multirun, --cfg job, --hydra-help."]

@@ -26,10 +26,12 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import inspect
+import os
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from functools import cache
+from pathlib import PurePath
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -138,6 +140,27 @@ def signature_of(target: str) -> Signature:
     return Signature(target, named, var_keyword)
 
 
+_PLAIN = (int, float, bool, str, type(None), list, tuple, dict, Mapping, Sequence)
+_DROP = object()
+
+
+def config_type(tp: Any) -> Any:
+    """The part of an annotation a config value can match: a config holds only numbers, strings, booleans,
+    ``null``, lists and mappings, so other classes (``torch.Tensor``, ``nn.Module``, ``Accelerator``) are dropped
+    from unions (``float | Tensor`` -> ``float``), paths become ``str``; an annotation with nothing left is ``Any``."""
+    result = _config_type(tp)
+    return Any if result is _DROP else result
+
+
+def _config_type(tp: Any) -> Any:
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = tuple(a for a in (_config_type(arg) for arg in typing.get_args(tp)) if a is not _DROP)
+        return _DROP if not args else args[0] if len(args) == 1 else typing.Union[args]
+    if isinstance(tp, type) and tp not in _PLAIN and not dataclasses.is_dataclass(tp):
+        return str if issubclass(tp, (os.PathLike, PurePath)) else _DROP
+    return tp
+
+
 def _union_args(tp: Any) -> tuple:
     return typing.get_args(tp) if typing.get_origin(tp) in (typing.Union, types.UnionType) else (tp,)
 
@@ -163,7 +186,7 @@ def check_parameter(value: Any, annotation: Any, where: str) -> None:
         block(blocks[0], value, where)
         return
     try:
-        check_value(value, annotation, where)
+        check_value(value, config_type(annotation), where)
     except ConfigError as error:
         choices = _literal_choices(annotation)
         if choices and isinstance(value, str) and "did you mean" not in str(error):
