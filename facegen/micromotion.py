@@ -19,6 +19,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from facegen.config.cli import prepare
+from facegen.config.run_folder import RunFolder, holds_nothing
 from facegen.config.values import parse_seeds
 from facegen.editing.subspace import (
     decode_direction,
@@ -150,7 +151,8 @@ def run(cfg: DictConfig) -> dict:
 @hydra.main(config_path="conf", config_name="micromotion", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     try:
-        run(cfg)
+        with RunFolder(cfg.out, trained=lambda: not holds_nothing(Path(cfg.out))):
+            run(cfg)
     except FacegenError as error:
         raise SystemExit(f"facegen.micromotion: {type(error).__name__}: {error}") from error
 

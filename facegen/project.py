@@ -16,6 +16,7 @@ import torch
 from omegaconf import DictConfig
 
 from facegen.config.cli import prepare
+from facegen.config.run_folder import RunFolder, holds_nothing
 from facegen.errors import FacegenError
 from facegen.imaging import list_images
 from facegen.models.stylegan2.formats import load_generator
@@ -56,7 +57,8 @@ def run(cfg: DictConfig) -> dict[str, torch.Tensor]:
 @hydra.main(config_path="conf", config_name="project", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     try:
-        run(cfg)
+        with RunFolder(cfg.out, trained=lambda: not holds_nothing(Path(cfg.out))):
+            run(cfg)
     except FacegenError as error:
         raise SystemExit(f"facegen.project: {type(error).__name__}: {error}") from error
 

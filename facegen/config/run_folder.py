@@ -113,7 +113,7 @@ class RunFolder:
             trained = True  # cannot tell: keep everything
         if not trained and self.was_empty:
             shutil.rmtree(self.path, ignore_errors=True)
-            log.info("run failed before its first training step: removed its folder %s", self.path)
+            log.info("the run failed before its first step (nothing written): removed its folder %s", self.path)
             return
         if self.path.is_dir():
             text = "".join(traceback.format_exception_only(type(error), error))
