@@ -88,6 +88,9 @@ def test_misspelt_group_option_and_key_get_a_did_you_mean(capsys):
     assert info.value.code == 2
     assert "trainer.max_epoch: unknown key; did you mean 'max_epochs'?" in capsys.readouterr().err
     with pytest.raises(SystemExit):
+        prepare("train", ["trainer.limit_train_batchs=3"])   # not in the YAML: the Trainer's arguments count
+    assert "did you mean 'limit_train_batches'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
         prepare("generate", ["sedds=0-3"])
     assert "did you mean 'seeds'" in capsys.readouterr().err
 

@@ -30,6 +30,7 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from facegen.config.blocks import did_you_mean
+from facegen.config.schema import signature_of
 from facegen.errors import ConfigError
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -106,7 +107,13 @@ def _unknown_key_error(config_name: str, overrides: list[str], key: str, error: 
         node = None
     if not isinstance(node, DictConfig):
         return ConfigError(f"{key}: {str(error).splitlines()[0]}")
-    hint = did_you_mean(leaf, [str(k) for k in node.keys()])
+    candidates = [str(k) for k in node.keys()]
+    if "_target_" in node:  # a node that builds something: its target's arguments count too
+        try:
+            candidates += list(signature_of(str(node["_target_"])).parameters)
+        except ConfigError:
+            pass
+    hint = did_you_mean(leaf, candidates)
     value = next((m["value"] for o in overrides if (m := _OVERRIDE.match(o)) and m["key"] == key), "...")
     return ConfigError(f"{key}: unknown key{hint} (keys of {parent or 'the config'}: {', '.join(map(str, node))}; "
                        f"to add a new key: +{key}={value})")
