@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 
 import hydra
@@ -17,8 +18,10 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from facegen.config.cli import prepare
+from facegen.config.run_folder import RunFolder, holds_nothing
 from facegen.config.values import parse_seeds
-from facegen.errors import GenerateConfigError
+from facegen.errors import FacegenError, GenerateConfigError
 from facegen.imaging import images_to_grid, write_png
 from facegen.models.stylegan2.formats import load_generator
 
@@ -65,10 +68,15 @@ def generate(ckpt_path: str | os.PathLike, seeds: list[int], out: str | os.PathL
 
 @hydra.main(config_path="conf", config_name="generate", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    generate(cfg.ckpt_path, parse_seeds(cfg.seeds), cfg.out, truncation_psi=cfg.truncation_psi,
-             truncation_cutoff=cfg.truncation_cutoff, noise_mode=cfg.noise_mode, class_idx=cfg.class_idx,
-             grid_cols=cfg.grid_cols, batch_size=cfg.batch_size, device=cfg.device)
+    try:
+        with RunFolder(cfg.out, trained=lambda: not holds_nothing(Path(cfg.out))):
+            generate(cfg.ckpt_path, parse_seeds(cfg.seeds), cfg.out, truncation_psi=cfg.truncation_psi,
+                     truncation_cutoff=cfg.truncation_cutoff, noise_mode=cfg.noise_mode, class_idx=cfg.class_idx,
+                     grid_cols=cfg.grid_cols, batch_size=cfg.batch_size, device=cfg.device)
+    except FacegenError as error:
+        raise SystemExit(f"facegen.generate: {type(error).__name__}: {error}") from error
 
 
 if __name__ == "__main__":
+    sys.argv[1:] = prepare("generate", sys.argv[1:])
     main()

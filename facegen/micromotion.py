@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from pathlib import Path
 
@@ -17,6 +18,8 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from facegen.config.cli import prepare
+from facegen.config.run_folder import RunFolder, holds_nothing
 from facegen.config.values import parse_seeds
 from facegen.editing.subspace import (
     decode_direction,
@@ -38,6 +41,7 @@ from facegen.editing.subspace.text_anchors import (
     load_clip,
     text_anchors,
 )
+from facegen.errors import FacegenError
 from facegen.imaging import list_images, write_video
 from facegen.models.stylegan2.formats import load_generator
 from facegen.models.stylegan2.projection import (
@@ -146,8 +150,13 @@ def run(cfg: DictConfig) -> dict:
 
 @hydra.main(config_path="conf", config_name="micromotion", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    run(cfg)
+    try:
+        with RunFolder(cfg.out, trained=lambda: not holds_nothing(Path(cfg.out))):
+            run(cfg)
+    except FacegenError as error:
+        raise SystemExit(f"facegen.micromotion: {type(error).__name__}: {error}") from error
 
 
 if __name__ == "__main__":
+    sys.argv[1:] = prepare("micromotion", sys.argv[1:])
     main()

@@ -8,12 +8,16 @@ and ``<out>/<name>.png``; ``<out>/loss_curve.csv`` holds the image distance per 
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 import hydra
 import torch
 from omegaconf import DictConfig
 
+from facegen.config.cli import prepare
+from facegen.config.run_folder import RunFolder, holds_nothing
+from facegen.errors import FacegenError
 from facegen.imaging import list_images
 from facegen.models.stylegan2.formats import load_generator
 from facegen.models.stylegan2.projection import (
@@ -52,8 +56,13 @@ def run(cfg: DictConfig) -> dict[str, torch.Tensor]:
 
 @hydra.main(config_path="conf", config_name="project", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    run(cfg)
+    try:
+        with RunFolder(cfg.out, trained=lambda: not holds_nothing(Path(cfg.out))):
+            run(cfg)
+    except FacegenError as error:
+        raise SystemExit(f"facegen.project: {type(error).__name__}: {error}") from error
 
 
 if __name__ == "__main__":
+    sys.argv[1:] = prepare("project", sys.argv[1:])
     main()

@@ -1,6 +1,6 @@
 """Entry point: synthetic face datasets with ground truth.
 
-``python -m facegen.synth images [key=value ...]`` writes an NVlabs dataset zip, ``params.npz`` and a
+``python -m facegen.synth images [key=value ...] [--key value ...]`` writes an NVlabs dataset zip, ``params.npz`` and a
 preview grid; ``python -m facegen.synth videos [key=value ...]`` writes expression clips (PNG frames,
 mp4, per-frame intensity and landmarks). The first word picks the mode; the rest are Hydra overrides of
 ``conf/synth.yaml``. Work happens in :mod:`facegen.data.synthetic`.
@@ -14,6 +14,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
 import facegen.config  # noqa: F401  (registers the facegen_cache_dir resolver)
+from facegen.config.cli import prepare
 from facegen.data.synthetic import (
     make_render_settings,
     write_expression_videos,
@@ -24,7 +25,8 @@ from facegen.morphable import ProceduralFaceModel
 
 CONF_DIR = Path(__file__).resolve().parent / "conf"
 MODES = ("images", "videos")
-USAGE = "usage: python -m facegen.synth {images,videos} [key=value ...]  (keys: conf/synth.yaml)"
+USAGE = ("usage: python -m facegen.synth {images,videos} [key=value ...] [--key value ...] [--print_config] "
+         "[--help]  (keys: conf/synth.yaml)")
 
 
 def load_config(mode: str, overrides: list[str]) -> DictConfig:
@@ -48,10 +50,14 @@ def run(cfg: DictConfig) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ("--help", "-h"):
+        print(USAGE)
+        raise SystemExit(0)
     if not argv or argv[0] not in MODES:
         raise SystemExit(USAGE)
+    overrides = prepare("synth", argv[1:], prog=f"python -m facegen.synth {argv[0]}")
     try:
-        summary = run(load_config(argv[0], argv[1:]))
+        summary = run(load_config(argv[0], overrides))
     except FacegenError as error:
         raise SystemExit(f"facegen.synth: {error}") from error
     rate = summary.get("images_per_second", summary.get("frames_per_second"))

@@ -1,4 +1,5 @@
-"""Entry point: ``python -m facegen.augment root=<images> out=<folder> [key=value ...]`` (``conf/augment.yaml``).
+"""Entry point: ``python -m facegen.augment root=<images> out=<folder> [key=value ...] [--key value ...]``
+(``conf/augment.yaml``; ``--help``, ``--print_config``: :mod:`facegen.config.cli`).
 
 Runs :func:`facegen.augment.motion_transfer.augment_dataset`. With ``root=null`` (the default) a few
 synthetic faces are rendered first (:func:`facegen.data.synthetic.write_image_dataset`), so the command
@@ -15,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import facegen.config  # noqa: F401  (registers the facegen_cache_dir resolver)
 from facegen.augment.motion_transfer import AugmentResult, augment_dataset
+from facegen.config.cli import prepare
 from facegen.data.keypoints import (
     DEFAULT_TEMPLATE_BOX,
     YALE_TEMPLATE_BOX,
@@ -62,7 +64,7 @@ def run(cfg: DictConfig) -> AugmentResult:
 
 
 def main(argv: list[str] | None = None) -> AugmentResult:
-    argv = sys.argv[1:] if argv is None else argv
+    argv = prepare("augment", sys.argv[1:] if argv is None else argv, prog="python -m facegen.augment")
     try:
         result = run(load_config(argv))
     except FacegenError as error:

@@ -6,6 +6,7 @@ import dataclasses
 import numpy as np
 
 from facegen.errors import MeshFormatError
+from facegen.shapes import assert_shape
 
 SPLITS = ("train", "val", "test")
 
@@ -59,17 +60,11 @@ class MeshCollection:
             MeshFormatError: naming ``where`` and the offending array.
         """
         n, v = len(self.identity), self.template.shape[0]
-        expected = {
-            "vertices": (self.vertices.shape, (n, v, 3)),
-            "expression": (self.expression.shape, (n,)),
-            "split": (self.split.shape, (n,)),
-            "template": (self.template.shape, (v, 3)),
-        }
-        for name, (shape, want) in expected.items():
-            if tuple(shape) != want:
-                raise MeshFormatError(f"{where}: {name} has shape {tuple(shape)}, expected {want}")
-        if self.faces.ndim != 2 or self.faces.shape[1] != 3 or (self.faces.size and self.faces.max() >= v):
-            raise MeshFormatError(f"{where}: faces {self.faces.shape} must be [F, 3] indices into {v} vertices")
+        for name, shape in (("vertices", [n, v, 3]), ("expression", [n]), ("split", [n]), ("template", [v, 3]),
+                            ("faces", ["F", 3])):
+            assert_shape(getattr(self, name), shape, f"{where}: {name}", error=MeshFormatError)
+        if self.faces.size and self.faces.max() >= v:
+            raise MeshFormatError(f"{where}: faces index vertex {self.faces.max()}, the template has {v} vertices")
         if not self.expression_names or self.expression_names[0] != "neutral":
             raise MeshFormatError(f"{where}: expression_names[0] must be 'neutral', got {self.expression_names[:1]}")
         for name, labels, names in (

@@ -27,6 +27,7 @@ from lightning.pytorch import LightningDataModule
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
+from facegen.data.loader import make_loader, starting_epoch
 from facegen.errors import DatasetLayoutError
 
 log = logging.getLogger(__name__)
@@ -219,10 +220,9 @@ class ImageDataModule(LightningDataModule):
         return {"img_resolution": self.resolution, "img_channels": self.channels, "c_dim": self.c_dim}
 
     def _loader(self, dataset: ImageDataset, shuffle: bool) -> DataLoader:
-        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers,
-                          drop_last=shuffle and len(dataset) >= self.batch_size,
-                          generator=torch.Generator().manual_seed(self.seed) if shuffle else None,
-                          persistent_workers=self.num_workers > 0)
+        return make_loader(dataset, self.batch_size, shuffle, self.seed, self.num_workers, starting_epoch(self),
+                           drop_last=shuffle and len(dataset) >= self.batch_size,
+                           persistent_workers=self.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, shuffle=True)

@@ -41,6 +41,7 @@ from facegen.data.images import IMAGE_EXTENSIONS
 from facegen.errors import FacegenError
 from facegen.morphable import ProceduralFaceModel
 from facegen.render import FaceRenderer, PerspectiveCamera
+from facegen.shapes import assert_shape
 from facegen.utils import atomic_write
 
 
@@ -177,8 +178,7 @@ def _check_array(array, k: int, label: str) -> np.ndarray:
         a = np.asarray(array, dtype=np.float32)
     except (TypeError, ValueError) as error:
         raise KeypointFileError(f"{label}: keypoints are not numbers ({error}); expected [{k}, 2] pixel coordinates")
-    if a.shape != (k, 2):
-        raise KeypointFileError(f"{label}: keypoints have shape {list(a.shape)}; expected [{k}, 2] (u, v) pixels")
+    assert_shape(a, [k, 2], f"{label}: keypoints", error=KeypointFileError, hint="(u, v) pixels")
     if not np.isfinite(a).all():
         raise KeypointFileError(f"{label}: keypoints contain NaN or inf")
     return a

@@ -37,9 +37,11 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from facegen.data.collection import SPLITS, MeshCollection
+from facegen.data.loader import make_loader, starting_epoch
 from facegen.data.mesh_sources import allocate_in_memory, get_source
 from facegen.errors import DatasetLayoutError
 from facegen.geometry import build_mesh_hierarchy
+from facegen.utils import file_lock
 
 log = logging.getLogger(__name__)
 
@@ -255,6 +257,12 @@ class MeshDataModule(L.LightningDataModule):
         self._collection: MeshCollection | None = None
         self._cache_path: Path | None = None
 
+    @classmethod
+    def config_kwargs_targets(cls, node) -> list:
+        """Where ``**source_kwargs`` go: the source's ``build`` (so :mod:`facegen.config.schema` can check the
+        keys of ``data:`` against it, with a "did you mean")."""
+        return [get_source(node.get("source", "procedural")).build]
+
     # ------------------------------------------------------------------ preparation
     def _build(self, allocate) -> MeshCollection:
         return self.source.build(
@@ -280,12 +288,18 @@ class MeshDataModule(L.LightningDataModule):
         return self._cache_path
 
     def prepare_data(self) -> None:
-        """Write the cache once (Lightning calls this on rank 0 only); a no-op when it exists."""
+        """Write the cache once (Lightning calls this on rank 0 only); a no-op when it exists.
+
+        Two processes building the same cache at once (two runs started together) take turns on a lock file
+        next to it (``<cache>.lock``): the second finds the first one's cache and reads it."""
         path = self.cache_path
         if path is None or (path / "meta.json").is_file():
             return
-        log.info("building %s mesh cache in %s", self.source_name, path)
-        write_cache(path, self._build)
+        with file_lock(path.with_name(f"{path.name}.lock")):
+            if (path / "meta.json").is_file():
+                return
+            log.info("building %s mesh cache in %s", self.source_name, path)
+            write_cache(path, self._build)
 
     def setup(self, stage: str | None = None) -> None:
         """Open the cache (or build in memory), compute the statistics and the three datasets."""
@@ -399,14 +413,8 @@ class MeshDataModule(L.LightningDataModule):
     # ------------------------------------------------------------------ loaders
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         self._require_setup()
-        return DataLoader(
-            self.datasets[split],
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            generator=torch.Generator().manual_seed(self.seed) if shuffle else None,
-        )
+        return make_loader(self.datasets[split], self.batch_size, shuffle, self.seed, self.num_workers,
+                           starting_epoch(self), persistent_workers=self.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

@@ -25,25 +25,31 @@ class Mesh(NamedTuple):
     faces: np.ndarray
 
 
-def load_mesh(path: str | os.PathLike, expected_vertices: int | None = None) -> Mesh:
-    """Read a triangle mesh, keeping the file's vertex order and count.
+def load_mesh(path: str | os.PathLike, expected_vertices: int | None = None,
+              expected_faces: np.ndarray | None = None) -> Mesh:
+    """Read a triangle mesh, keeping the file's vertex order and count, checked against its own header.
 
     OBJ files are parsed from their ``v`` and ``f`` lines: extra vertex components (colours,
     ``w``) are ignored, face tokens may be ``v``, ``v/vt``, ``v//vn`` or ``v/vt/vn`` with positive
     (1-based) or negative (relative) indices, and polygons are fan-triangulated
     ``(p0, p_k, p_k+1)``. Other formats (PLY, STL, OFF, ...) are read by ``trimesh`` with
-    ``process=False`` so vertices are neither merged nor reordered.
+    ``process=False`` so vertices are neither merged nor reordered. A PLY file must hold the vertices and
+    faces its header declares (``element vertex N`` / ``element face M``): a file cut short is refused, not
+    read as a smaller mesh. An OBJ has no header: a dataset catches a truncated one by its topology
+    (``expected_faces``, the template's or the majority's).
 
     Args:
         path: mesh file.
         expected_vertices: if given, the number of vertices the file must have.
+        expected_faces: if given, ``[F, 3]`` the triangles the file must have (the dataset's topology).
 
     Returns:
         ``Mesh(vertices [V, 3] float64, faces [F, 3] int64)`` in the file's units.
 
     Raises:
         MeshFormatError: the file is missing or unreadable, has no vertices, has NaN/inf
-            coordinates, a face index outside ``[0, V)``, or not ``expected_vertices`` vertices.
+            coordinates, a face index outside ``[0, V)``, fewer vertices or faces than its header declares,
+            not ``expected_vertices`` vertices, or faces other than ``expected_faces``; the message names the file.
     """
     path = Path(path)
     if not path.is_file():
@@ -52,6 +58,8 @@ def load_mesh(path: str | os.PathLike, expected_vertices: int | None = None) -> 
         vertices, faces = _read_obj(path)
     else:
         vertices, faces = _read_with_trimesh(path)
+        if path.suffix.lower() == ".ply":
+            _check_ply_counts(path, len(vertices), len(faces))
     if len(vertices) == 0:
         raise MeshFormatError(f"{path}: no vertices (expected lines 'v x y z')")
     if not np.isfinite(vertices).all():
@@ -63,7 +71,70 @@ def load_mesh(path: str | os.PathLike, expected_vertices: int | None = None) -> 
         )
     if expected_vertices is not None and len(vertices) != expected_vertices:
         raise MeshFormatError(f"{path}: has {len(vertices)} vertices, expected {expected_vertices}")
+    if expected_faces is not None:
+        check_topology(path, faces, expected_faces)
     return Mesh(vertices, faces)
+
+
+def check_topology(path: str | os.PathLike, faces: np.ndarray, expected: np.ndarray, source: str = "") -> None:
+    """Refuse a mesh whose triangles ``faces [F, 3]`` differ from the dataset's ``expected [F', 3]``.
+
+    Raises:
+        MeshFormatError: ``<path>: has 5968 faces, expected 9976 (<source>)`` or, for as many faces, the first
+            triangle that differs.
+    """
+    where = f" ({source})" if source else ""
+    if faces.shape != expected.shape:
+        raise MeshFormatError(f"{path}: has {len(faces)} faces, expected {len(expected)}{where}; "
+                              "a truncated file or another topology")
+    if not np.array_equal(faces, expected):
+        row = int(np.flatnonzero((faces != expected).any(axis=1))[0])
+        raise MeshFormatError(f"{path}: face {row} is {faces[row].tolist()}, expected {expected[row].tolist()}"
+                              f"{where}: another topology")
+
+
+def ply_header(path: str | os.PathLike) -> tuple[str, list[tuple[str, int]], int]:
+    """``(format, [(element, count), ...], header length in bytes)`` of a PLY file.
+
+    Raises:
+        MeshFormatError: no ``ply`` magic or no ``end_header`` line in the first 64 kB.
+    """
+    with open(path, "rb") as handle:
+        head = handle.read(65536)
+    end = head.find(b"end_header")
+    if not head.startswith(b"ply") or end < 0:
+        raise MeshFormatError(f"{path}: not a PLY file (no 'ply' magic or 'end_header' line)")
+    newline = head.find(b"\n", end)
+    length = len(head) if newline < 0 else newline + 1
+    fmt, elements = "", []
+    for line in head[:end].decode("ascii", "replace").splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] == "format":
+            fmt = parts[1]
+        elif len(parts) == 3 and parts[0] == "element":
+            try:
+                elements.append((parts[1], int(parts[2])))
+            except ValueError:
+                raise MeshFormatError(f"{path}: bad header line {line!r}") from None
+    return fmt, elements, length
+
+
+def _check_ply_counts(path: Path, n_vertices: int, n_faces: int) -> None:
+    """The loaded counts against the header (trimesh reads a PLY cut at a line boundary as a smaller mesh)."""
+    fmt, elements, length = ply_header(path)
+    declared = dict(elements)
+    want_v, want_f = declared.get("vertex", 0), declared.get("face", 0)
+    if fmt == "ascii":
+        with open(path, "rb") as handle:
+            handle.seek(length)
+            lines = sum(1 for line in handle if line.strip())
+        if lines < sum(count for _, count in elements):
+            raise MeshFormatError(f"{path}: truncated: its header declares {want_v} vertices and {want_f} faces, "
+                                  f"the file holds {lines} data lines")
+    if n_vertices != want_v:
+        raise MeshFormatError(f"{path}: read {n_vertices} vertices, its header declares {want_v} (truncated?)")
+    if n_faces < want_f:  # polygons are split into triangles, so only fewer faces is wrong
+        raise MeshFormatError(f"{path}: read {n_faces} faces, its header declares {want_f} (truncated?)")
 
 
 def save_obj(path: str | os.PathLike, vertices, faces) -> None:

@@ -360,3 +360,48 @@ def test_identity_style_gains_are_a_bounded_smooth_function_of_identity():
             procedural.IdentityStyle(model, **{"strength": 0.5, **bad})
     with pytest.raises(DatasetLayoutError, match="data.style_coactivation"):
         procedural.IdentityStyle(model, coactivation=-0.1)
+
+
+# ---------------------------------------------------------------- truncated files are blamed themselves
+def _cut_obj(path: Path, keep: int) -> None:
+    path.write_text("\n".join(path.read_text().splitlines()[:keep]) + "\n")
+
+
+def test_facescape_truncated_first_model_is_blamed_not_the_next(tmp_path):
+    root = write_facescape(tmp_path / "fs")
+    first = root / "1" / "models_reg" / "1_neutral.obj"
+    _cut_obj(first, 5)                                   # cut in its vertices (5 of 8 lines)
+    with pytest.raises(MeshFormatError, match=r"1/models_reg/1_neutral.obj: has 5 vertices, expected 8") as info:
+        facescape.build(root, allocate=allocate_in_memory, test_fraction=0.3)
+    assert "2_smile" not in str(info.value)
+
+
+def test_facescape_model_cut_in_its_faces_is_refused(tmp_path):
+    root = write_facescape(tmp_path / "fs")
+    bad = root / "2" / "models_reg" / "2_smile.obj"
+    _cut_obj(bad, 8 + 3 + 1)                             # vertices, uvs and only the first quad
+    with pytest.raises(MeshFormatError, match=r"2/models_reg/2_smile.obj: has 2 faces, expected 4 \(the layout of"):
+        facescape.build(root, allocate=allocate_in_memory, test_fraction=0.3)
+
+
+def test_coma_first_frame_truncated_in_its_faces_is_refused(tmp_path):
+    root = tmp_path / "coma"
+    write_coma(root, subjects=SUBJECTS[:1])
+    first = root / SUBJECTS[0] / "bareteeth" / "bareteeth.000001.ply"
+    vertices, faces = _base_mesh()
+    trimesh.Trimesh(vertices, faces, process=False).export(first, encoding="ascii")
+    head, body = first.read_bytes().split(b"end_header\n", 1)
+    first.write_bytes(head + b"end_header\n" + b"".join(body.splitlines(keepends=True)[:162 + 200]))
+    with pytest.raises(MeshFormatError, match=r"bareteeth.000001.ply: truncated: its header declares 162 vertices "
+                                              r"and 320 faces"):
+        build_coma(root)
+
+
+def test_coma_frame_with_another_topology_is_refused(tmp_path):
+    root = tmp_path / "coma"
+    write_coma(root, subjects=SUBJECTS[:1])
+    frame = root / SUBJECTS[0] / "eyebrow" / "eyebrow.000004.ply"
+    vertices, faces = _base_mesh()
+    trimesh.Trimesh(vertices, faces[::-1], process=False).export(frame)   # same counts, other triangle order
+    with pytest.raises(MeshFormatError, match=r"eyebrow.000004.ply: face 0 is .*another topology"):
+        build_coma(root)

@@ -109,3 +109,53 @@ def test_ict_obj_keeps_file_vertex_count(shared_data):
     mesh = load_mesh(shared_data / "ict_facekit/FaceXModel/generic_neutral_mesh.obj", expected_vertices=26719)
     assert mesh.faces.shape[1] == 3 and mesh.faces.max() == 26718
     assert len(mesh.faces) > 26384  # quads are split
+
+
+# ---------------------------------------------------------------- meshes checked against their own header
+def _ply(tmp_path, icosphere, encoding: str):
+    import trimesh
+
+    vertices, faces = icosphere
+    path = tmp_path / f"sphere_{encoding}.ply"
+    trimesh.Trimesh(vertices, faces, process=False).export(path, encoding=encoding)
+    return path
+
+
+def _cut_lines(path, keep_lines: int):
+    """Keep the header and the first ``keep_lines`` data lines (a file cut at a line boundary)."""
+    data = path.read_bytes()
+    head, body = data.split(b"end_header\n", 1)
+    path.write_bytes(head + b"end_header\n" + b"".join(body.splitlines(keepends=True)[:keep_lines]))
+
+
+@pytest.mark.parametrize("encoding", ["ascii", "binary"])
+def test_intact_ply_loads(tmp_path, icosphere, encoding):
+    mesh = load_mesh(_ply(tmp_path, icosphere, encoding), expected_vertices=162, expected_faces=icosphere[1])
+    assert mesh.faces.shape == (320, 3)
+
+
+@pytest.mark.parametrize("keep, where", [(162 + 190, "faces"), (100, "vertices")])
+def test_ascii_ply_cut_at_a_line_boundary_is_refused(tmp_path, icosphere, keep, where):
+    path = _ply(tmp_path, icosphere, "ascii")
+    _cut_lines(path, keep)
+    with pytest.raises(MeshFormatError, match=r"sphere_ascii.ply: truncated: its header declares 162 vertices and "
+                                              r"320 faces, the file holds \d+ data lines"):
+        load_mesh(path)
+
+
+def test_binary_ply_cut_short_is_refused(tmp_path, icosphere):
+    path = _ply(tmp_path, icosphere, "binary")
+    path.write_bytes(path.read_bytes()[:-500])
+    with pytest.raises(MeshFormatError, match="sphere_binary.ply"):
+        load_mesh(path)
+
+
+def test_topology_other_than_the_template_is_refused(tmp_path, icosphere):
+    vertices, faces = icosphere
+    path = tmp_path / "cut.obj"
+    save_obj(path, vertices, faces[:-7])       # an OBJ cut in its faces: no header to tell, the template does
+    with pytest.raises(MeshFormatError, match=r"cut.obj: has 313 faces, expected 320"):
+        load_mesh(path, expected_faces=faces)
+    save_obj(path, vertices, faces[:, [0, 2, 1]])
+    with pytest.raises(MeshFormatError, match=r"cut.obj: face 0 is .*another topology"):
+        load_mesh(path, expected_faces=faces)

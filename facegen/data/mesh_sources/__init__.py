@@ -12,19 +12,26 @@ Every source is a module with the same two functions:
 
 Sources: ``procedural`` (embedded default, no files), ``ict`` (ICT-FaceKit), ``coma``
 (CoMA sequences, Ranjan et al. 2018) and ``facescape`` (FaceScape TU models, Yang et al. 2020).
-This package also holds the helpers the sources share: seeded group splits and sampling a
-morphable model over identities x named expressions.
+This package also holds the helpers the sources share: seeded group splits, sampling a
+morphable model over identities x named expressions, and the reference topology that every file of a
+dataset is checked against (:func:`reference_topology`).
 """
 from __future__ import annotations
 
+import hashlib
 import importlib
+import os
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from types import ModuleType
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
-from facegen.errors import DatasetLayoutError
+from facegen.errors import DatasetLayoutError, MeshFormatError
+from facegen.geometry import load_mesh
 
 SOURCES = ("procedural", "ict", "coma", "facescape")
 
@@ -158,3 +165,41 @@ def sample_morphable(
             ids = id_coeffs[torch.from_numpy(identity[start:stop])]
             vertices[start:stop] = model.vertices(ids, exp_coeffs[start:stop]).numpy()
     return vertices, identity.astype(np.int64), expression.astype(np.int64)
+
+
+class Topology(NamedTuple):
+    """The mesh layout every file of a dataset must have: ``num_vertices``, ``faces [F, 3] int64``, and where it
+    came from (``source``, quoted in the errors)."""
+
+    num_vertices: int
+    faces: np.ndarray
+    source: str
+
+
+def reference_topology(paths: Sequence[str | os.PathLike], expected_vertices: int | None = None,
+                       samples: int = 5) -> Topology:
+    """The topology most of ``paths`` share, from up to ``samples`` files spread evenly over the list (first and
+    last included), so that one bad file (truncated, another mesh) is blamed itself instead of setting the
+    expectation for the good ones, whichever is read first.
+
+    Args:
+        paths: the dataset's mesh files, in reading order.
+        expected_vertices: the vertex count every file must have, when the dataset knows it (CoMA: 5,023).
+        samples: files read to find the majority.
+
+    Raises:
+        MeshFormatError: a sampled file is unreadable or has not ``expected_vertices`` vertices (names it), or
+            no topology is shared by more than half of the sampled files (names them with their counts).
+    """
+    if not paths:
+        raise MeshFormatError("no mesh files to take the topology from")
+    picks = sorted({int(round(i)) for i in np.linspace(0, len(paths) - 1, min(samples, len(paths)))})
+    meshes = {Path(paths[i]): load_mesh(paths[i], expected_vertices) for i in picks}
+    keys = {path: (len(m.vertices), hashlib.sha1(m.faces.tobytes()).hexdigest()) for path, m in meshes.items()}
+    (key, count), = Counter(keys.values()).most_common(1)
+    if count * 2 <= len(keys):
+        listing = ", ".join(f"{p} ({len(m.vertices)} vertices, {len(m.faces)} faces)" for p, m in meshes.items())
+        raise MeshFormatError(f"no mesh layout shared by most of the sampled files: {listing}")
+    first = next(p for p, k in keys.items() if k == key)
+    return Topology(key[0], meshes[first].faces,
+                    f"the layout of {count} of {len(keys)} sampled files of the dataset, e.g. {first.name}")

@@ -37,9 +37,15 @@ import numpy as np
 import yaml
 
 from facegen.data.collection import MeshCollection
-from facegen.data.mesh_sources import Allocator, assign_splits, split_groups
+from facegen.data.mesh_sources import (
+    Allocator,
+    assign_splits,
+    reference_topology,
+    split_groups,
+)
 from facegen.errors import DatasetLayoutError, MeshFormatError
 from facegen.geometry import load_mesh
+from facegen.geometry.io import check_topology
 
 log = logging.getLogger(__name__)
 
@@ -181,42 +187,44 @@ def build(
     manual = _read_overrides(overrides, subject_names, expressions)
     region = None if mouth_region is None else np.asarray(mouth_region, dtype=np.int64)
 
-    chunks, identity, expression, faces = [], [], [], None
+    sequences = []
     for subject_index, subject in enumerate(subjects):
         for name in expressions:
             numbers, files = _frames(subject / name)
-            if not files:
-                continue
             choice = manual.get((subject.name, name), (None, None))
-            if choice is None:
-                continue
-            frames = []
-            for path in files:
-                mesh = load_mesh(path, expected_vertices)
-                frames.append(mesh.vertices * METRES_TO_MM)
-                if faces is None:
-                    faces = mesh.faces
-            frames = np.stack(frames).astype(np.float32)
-            frame, side = choice
-            if frame is None:
-                apex = int(np.linalg.norm(frames - frames[0], axis=2).mean(axis=1).argmax())
-            elif frame in numbers:
-                apex = numbers.index(frame)
-            else:
-                raise DatasetLayoutError(
-                    f"{overrides}: {subject.name}/{name}: frame {frame} not in {subject / name} "
-                    f"(frames {numbers[0]}..{numbers[-1]}); expected layout {LAYOUT}"
-                )
-            label = name
-            if name in lateral_expressions:
-                side = side or lateral_side(frames[0], frames[apex], region, region_fraction)
-                label = f"{name}_{side}"
-            window_rows = np.arange(max(1, apex - window), min(len(frames), apex + window + 1))
-            chunks += [frames[:1], frames[window_rows]]
-            identity += [subject_index] * (1 + len(window_rows))
-            expression += [0] + [names.index(label)] * len(window_rows)
-    if not chunks:
+            if files and choice is not None:
+                sequences.append((subject_index, subject, name, numbers, files, choice))
+    if not sequences:
         raise DatasetLayoutError(f"{root}: no sequence folders of {list(expressions)}; expected layout {LAYOUT}")
+    topology = reference_topology([p for *_, files, _ in sequences for p in files], expected_vertices)
+    faces = topology.faces
+
+    chunks, identity, expression = [], [], []
+    for subject_index, subject, name, numbers, files, choice in sequences:
+        frames = []
+        for path in files:
+            mesh = load_mesh(path, expected_vertices)
+            check_topology(path, mesh.faces, faces, topology.source)
+            frames.append(mesh.vertices * METRES_TO_MM)
+        frames = np.stack(frames).astype(np.float32)
+        frame, side = choice
+        if frame is None:
+            apex = int(np.linalg.norm(frames - frames[0], axis=2).mean(axis=1).argmax())
+        elif frame in numbers:
+            apex = numbers.index(frame)
+        else:
+            raise DatasetLayoutError(
+                f"{overrides}: {subject.name}/{name}: frame {frame} not in {subject / name} "
+                f"(frames {numbers[0]}..{numbers[-1]}); expected layout {LAYOUT}"
+            )
+        label = name
+        if name in lateral_expressions:
+            side = side or lateral_side(frames[0], frames[apex], region, region_fraction)
+            label = f"{name}_{side}"
+        window_rows = np.arange(max(1, apex - window), min(len(frames), apex + window + 1))
+        chunks += [frames[:1], frames[window_rows]]
+        identity += [subject_index] * (1 + len(window_rows))
+        expression += [0] + [names.index(label)] * len(window_rows)
 
     identity = np.asarray(identity, dtype=np.int64)
     expression = np.asarray(expression, dtype=np.int64)
@@ -228,7 +236,11 @@ def build(
     if template_path is None:
         template = np.asarray(vertices[expression == 0], dtype=np.float64).mean(axis=0)
     else:
-        template = load_template(template_path, expected_vertices).vertices
+        template_mesh = load_template(template_path, expected_vertices)
+        if not np.array_equal(template_mesh.faces, faces):
+            log.warning("CoMA template %s: its faces differ from the frames' (%s); the frames' are used",
+                        template_path, topology.source)
+        template = template_mesh.vertices
     split = assign_splits(split_groups(identity, expression, split_by), val_fraction, test_fraction, seed)
     log.info("CoMA: %d meshes of %d subjects from %s", len(identity), len(subjects), root)
     return MeshCollection(

@@ -17,9 +17,15 @@ from pathlib import Path
 import numpy as np
 
 from facegen.data.collection import MeshCollection
-from facegen.data.mesh_sources import Allocator, assign_splits, split_groups
+from facegen.data.mesh_sources import (
+    Allocator,
+    assign_splits,
+    reference_topology,
+    split_groups,
+)
 from facegen.errors import DatasetLayoutError
 from facegen.geometry import load_mesh
+from facegen.geometry.io import check_topology
 from facegen.morphable import FACESCAPE_EXPRESSIONS
 
 log = logging.getLogger(__name__)
@@ -77,7 +83,8 @@ def build(
         allocate: ``(n, v) -> [n, v, 3] float32`` output array.
         seed, val_fraction, test_fraction, split_by: the split (whole subjects by default).
         discard: subject ids (folder names) to leave out.
-        expected_vertices: vertex count of every model; default: the first file's count.
+        expected_vertices: vertex count of every model; default: the count most files share
+            (:func:`~facegen.data.mesh_sources.reference_topology`), never just the first file's.
 
     Returns:
         Collection with labels ``FACESCAPE_EXPRESSIONS`` (``neutral`` first), identity names = the
@@ -85,8 +92,8 @@ def build(
 
     Raises:
         DatasetLayoutError: missing root or no ``<id>/models_reg`` folders.
-        MeshFormatError: an unreadable model, NaN, or a vertex count differing from
-            ``expected_vertices`` (or from the first model), naming the file.
+        MeshFormatError: an unreadable model, NaN, or a vertex count or faces (a truncated OBJ, another
+            topology) differing from ``expected_vertices`` / the majority's, naming the file.
     """
     subjects = _subjects(root, discard)
     files, missing = _files(subjects)
@@ -94,11 +101,12 @@ def build(
         log.warning("FaceScape: %d expected models missing, skipped (first: %s)", len(missing), missing[0])
     if not files:
         raise DatasetLayoutError(f"{root}: no <k>_<expression>.obj models; expected layout {LAYOUT}")
-    first = load_mesh(files[0][2], expected_vertices)
-    expected_vertices = len(first.vertices)
-    vertices = allocate(len(files), expected_vertices)
+    topology = reference_topology([path for _, _, path in files], expected_vertices)
+    vertices = allocate(len(files), topology.num_vertices)
     for row, (_, _, path) in enumerate(files):
-        vertices[row] = load_mesh(path, expected_vertices).vertices
+        mesh = load_mesh(path, topology.num_vertices)
+        check_topology(path, mesh.faces, topology.faces, topology.source)
+        vertices[row] = mesh.vertices
     identity = np.array([s for s, _, _ in files], dtype=np.int64)
     expression = np.array([k for _, k, _ in files], dtype=np.int64)
     neutral = np.flatnonzero(expression == 0)
@@ -111,7 +119,7 @@ def build(
         expression=expression,
         identity_names=[s.name for s in subjects],
         expression_names=list(FACESCAPE_EXPRESSIONS),
-        faces=first.faces,
+        faces=topology.faces,
         template=template.astype(np.float32),
         split=split,
     )

@@ -5,10 +5,11 @@ import sys
 import torch
 
 torch.set_num_threads(1)
-from facegen.models.stylegan2.module import StyleGAN2
+from facegen.models.face_regressor import load_face_regressor
 from facegen.models.facetunegan import FaceTuneGAN
+from facegen.models.stylegan2.module import StyleGAN2
 from facegen.models.stylerig import DFR, StyleRig
-from facegen.models.face_regressor import load_face_regressor, FaceRegressorModule
+
 L = sys.argv[1]  # the OUT folder of make_legacy.sh
 out = {}
 g = torch.Generator().manual_seed(0)
