@@ -27,9 +27,9 @@ def hydra_form(config_name: str, argv: list[str]) -> dict:
 
 def test_lightning_flags_give_the_hydra_config():
     cli = hydra_form("train", ["--model", "facetunegan", "--trainer.max_epochs", "3", "--trainer.devices=2",
-                               "--model.lambda_rec", "2.0", "--data.batch_size", "16", "--seed=4"])
+                               "--model.loss.lambda_rec", "2.0", "--data.batch_size", "16", "--seed=4"])
     hydra = hydra_form("train", ["model=facetunegan", "trainer.max_epochs=3", "trainer.devices=2",
-                                 "model.lambda_rec=2.0", "data.batch_size=16", "seed=4"])
+                                 "model.loss.lambda_rec=2.0", "data.batch_size=16", "seed=4"])
     assert cli == hydra
     assert cli["trainer"]["max_epochs"] == 3 and cli["trainer"]["devices"] == 2 and cli["data"]["batch_size"] == 16
 

@@ -106,7 +106,7 @@ def nvlabs_iteration(checkout: str, phases: str, precision: str):
     return run
 
 
-def facegen_iteration(phases: str, precision: str):
+def facegen_iteration(phases: str, precision: str, channels_last: bool = False):
     """A callable running one iteration of facegen's networks and losses, phase for phase as NVlabs."""
     sys.path.insert(0, str(REPO))
     from facegen.models.gan import r1_penalty
@@ -116,11 +116,11 @@ def facegen_iteration(phases: str, precision: str):
     c = CONFIG
     fp16 = dict(num_fp16_res=4, conv_clamp=256) if precision == "bf16" else dict(num_fp16_res=0, conv_clamp=None)
     if phases == "real":
-        return facegen_real_step(precision, fp16)
+        return facegen_real_step(precision, {**fp16, "channels_last": channels_last})
     G = Generator(z_dim=c["z_dim"], w_dim=c["w_dim"], img_resolution=c["resolution"], mapping_layers=c["mapping_layers"],
-                  channel_base=c["channel_base"], channel_max=c["channel_max"], **fp16)
+                  channel_base=c["channel_base"], channel_max=c["channel_max"], channels_last=channels_last, **fp16)
     D = Discriminator(img_resolution=c["resolution"], channel_base=c["channel_base"], channel_max=c["channel_max"],
-                      **fp16)
+                      channels_last=channels_last, **fp16)
     opt_g = torch.optim.Adam(G.parameters(), lr=0.0025, betas=(0.0, 0.99), eps=1e-8)
     opt_d = torch.optim.Adam(D.parameters(), lr=0.0025, betas=(0.0, 0.99), eps=1e-8)
     real = torch.rand(c["batch"], 3, c["resolution"], c["resolution"]) * 2 - 1
@@ -175,7 +175,7 @@ def facegen_real_step(precision: str, fp16: dict):
                    "mapping_layers": c["mapping_layers"], "channel_base": c["channel_base"],
                    "channel_max": c["channel_max"], **fp16},
         discriminator={"_target_": "facegen.models.stylegan2.Discriminator", "channel_base": c["channel_base"],
-                       "channel_max": c["channel_max"], **fp16},
+                       "channel_max": c["channel_max"], **fp16},  # fp16 holds num_fp16_res, conv_clamp, channels_last
         loss={"r1_gamma": R1_GAMMA, "r1_interval": R1_INTERVAL, "pl_interval": PL_INTERVAL},
         augment={"pipeline": "bgc", "p": 0.2, "target": None}, ema={"kimg": 10.0, "rampup": 0.05},
         grid={"every_kimg": 0.0})
@@ -210,18 +210,19 @@ def main() -> None:
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     parser.add_argument("--iters", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--channels-last", action="store_true", help="facegen only: channels-last G and D")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     if args.impl == "nvlabs" and not args.nvlabs:
         parser.error("--impl nvlabs needs --nvlabs <checkout>")
     if args.impl == "facegen" and args.phases == "real":
-        run_all = facegen_iteration(args.phases, args.precision)
-        seconds = run_all(16 + 16 * args.iters)[16:]  # the first 16 batches warm up (one regulariser cycle)
+        run_all = facegen_iteration(args.phases, args.precision, args.channels_last)
+        seconds = run_all(2 + 16 * args.iters)[2:]  # 2 warm-up batches, then whole regulariser cycles
     else:
-        run = facegen_iteration(args.phases, args.precision) if args.impl == "facegen" else \
+        run = facegen_iteration(args.phases, args.precision, args.channels_last) if args.impl == "facegen" else \
             nvlabs_iteration(args.nvlabs, args.phases, args.precision)
-        warmup = 16 if args.phases == "real" else 1
+        warmup = 2 if args.phases == "real" else 1
         for i in range(warmup):
             run(i)
         seconds = []
@@ -231,6 +232,7 @@ def main() -> None:
             run(i)
             seconds.append(time.perf_counter() - start)
     print(json.dumps({"impl": args.impl, "phases": args.phases, "precision": args.precision, "threads": args.threads,
+                      "channels_last": args.channels_last,
                       "seconds": seconds, "median_s": statistics.median(seconds),
                       "mean_s": statistics.fmean(seconds)}))
 
