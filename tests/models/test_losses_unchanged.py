@@ -61,6 +61,7 @@ def test_first_training_losses_equal_the_recorded_ones(name, tmp_path):
         model = build_model(cfg, datamodule)
         record = Record()
         trainer = pl.Trainer(accelerator="cpu", max_epochs=1, limit_train_batches=3, limit_val_batches=0,
+                             default_root_dir=tmp_path,  # the grid callback and the regressor write there
                              logger=False, enable_checkpointing=False, enable_progress_bar=False,
                              enable_model_summary=False, callbacks=[record], num_sanity_val_steps=0)
         trainer.fit(model, datamodule=datamodule)
