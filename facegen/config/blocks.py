@@ -140,6 +140,28 @@ def block(cls: type[T], value: Mapping[str, Any] | T | None, where: str) -> T:
     return result
 
 
+def at_least(where: str, low: float, **values: float | None) -> None:
+    """Range check of block fields: each of ``values`` that is not ``None`` is ``>= low``.
+
+    Raises:
+        ConfigError: ``<where>.<name>: must be >= <low>, got <value>``.
+    """
+    for name, value in values.items():
+        if value is not None and value < low:
+            raise ConfigError(f"{where}.{name}: must be >= {low}, got {value}")
+
+
+def in_range(where: str, low: float, high: float, **values: float | None) -> None:
+    """Range check of block fields: each of ``values`` that is not ``None`` is in ``[low, high]``.
+
+    Raises:
+        ConfigError: ``<where>.<name>: must be in [<low>, <high>], got <value>``.
+    """
+    for name, value in values.items():
+        if value is not None and not low <= value <= high:
+            raise ConfigError(f"{where}.{name}: must be in [{low}, {high}], got {value}")
+
+
 def plain(value: Any) -> Any:
     """A dataclass (or nested containers of them) as plain dicts / lists, for hyper-parameters."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):

@@ -68,6 +68,24 @@ def as_spec(value: Any, where: str) -> dict[str, Any]:
     return spec
 
 
+def complete(value: Any, default: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """A ``_target_`` block (network, optimiser) as a plain dict completed from ``default``.
+
+    ``None`` -> ``default``; a block naming no ``_target_`` or ``default``'s -> ``value`` over ``default``
+    (``{"lr": 3e-3}``, an old checkpoint's flat keys); a block naming another target -> ``value`` alone (another
+    class gets only its own keys).
+
+    Raises:
+        ConfigError: not a mapping (or partial), or an untrusted ``_target_``.
+    """
+    if value is None:
+        return dict(default)
+    spec = as_spec(value, where)
+    if spec.get("_target_", default.get("_target_")) != default.get("_target_"):
+        return spec
+    return {**default, **spec}
+
+
 def build(spec: Mapping[str, Any], where: str, **kwargs: Any) -> Any:
     """``hydra.utils.instantiate(spec, **kwargs)`` after :func:`check_targets`; a partial spec returns the partial."""
     check_targets(spec, where)

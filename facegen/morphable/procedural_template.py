@@ -234,7 +234,7 @@ def build_template(shape: FaceShape = FaceShape()) -> Template:
 
 def _annotate_eyes(t: Template, X_grid: np.ndarray, y_1d: np.ndarray) -> None:
     """Lid lines per column and per-vertex closure fractions (upper lid moves onto the lower lid)."""
-    shape, nu = t.shape, t.shape.n_columns
+    shape = t.shape
     V = len(t.vertices)
     lid_upper = np.full(V, -1)
     lid_lower = np.full(V, -1)

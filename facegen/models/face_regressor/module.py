@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from facegen.config.blocks import block, plain
-from facegen.config.spec import as_spec, build, optimizer_factory
+from facegen.config.spec import build, complete, optimizer_factory
 from facegen.errors import CheckpointError, ConfigError
 from facegen.models.base import FacegenModule
 from facegen.models.face_regressor.augmentation import Augmentation, augment_images
@@ -54,14 +54,6 @@ class OneCycle:
             raise ConfigError(f"{where}: expected 0 < pct_start < 1 and positive div factors, got {self}")
 
 
-def _spec(value: Mapping[str, Any] | None, default: Mapping[str, Any], where: str) -> dict[str, Any]:
-    """``default``, ``value`` over ``default`` (no ``_target_`` given) or ``value`` alone (its own ``_target_``)."""
-    if value is None:
-        return dict(default)
-    spec = as_spec(value, where)
-    return spec if "_target_" in spec else {**default, **spec}
-
-
 class FaceRegressorModule(FacegenModule):
     """Lightning training of :class:`~facegen.models.face_regressor.network.FaceRegressor`.
 
@@ -95,10 +87,10 @@ class FaceRegressorModule(FacegenModule):
                  optimizer: Mapping[str, Any] | None = None, scheduler: Mapping[str, Any] | OneCycle | None = None,
                  save_path: str | None = None):
         super().__init__()
-        self.network_spec = _spec(network, DEFAULT_NETWORK, "model.network")
+        self.network_spec = complete(network, DEFAULT_NETWORK, "model.network")
         self.loss = block(LossWeights, loss, "model.loss")
         self.augmentation = block(Augmentation, augmentation, "model.augmentation")
-        self.optimizer_spec = _spec(optimizer, DEFAULT_OPTIMIZER, "model.optimizer")
+        self.optimizer_spec = complete(optimizer, DEFAULT_OPTIMIZER, "model.optimizer")
         self.scheduler = block(OneCycle, scheduler, "model.scheduler")
         self.save_path = save_path
         # target_mean/target_std/exp_names are data, stored by on_save_checkpoint (see checkpoint_kwargs)

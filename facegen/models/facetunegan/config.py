@@ -15,7 +15,8 @@ from typing import Any, Literal
 
 from torch import nn
 
-from facegen.config.spec import as_spec, build
+from facegen.config.blocks import at_least
+from facegen.config.spec import build, complete
 from facegen.errors import ConfigError
 
 GENERATOR_TARGET = "facegen.models.facetunegan.networks.Generator"
@@ -23,13 +24,6 @@ DISCRIMINATOR_TARGET = "facegen.models.facetunegan.networks.Discriminator"
 # the paper's optimiser (sec. 4.2): Adam, lr 1e-4, weight decay 5e-5, PyTorch's default betas
 DEFAULT_OPTIMIZER: dict[str, Any] = {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 1.0e-4,
                                      "weight_decay": 5.0e-5, "betas": [0.9, 0.999]}
-
-
-def _non_negative(config: Any, names: tuple[str, ...], where: str) -> None:
-    for name in names:
-        value = getattr(config, name)
-        if value < 0:
-            raise ConfigError(f"{where}.{name}: must be >= 0, got {value}")
 
 
 @dataclass(frozen=True)
@@ -84,7 +78,7 @@ class LossConfig:
     loss_space: Literal["normalised", "mm"] = "normalised"
 
     def check(self, where: str) -> None:
-        _non_negative(self, tuple(f.name for f in fields(self) if f.name != "loss_space"), where)
+        at_least(where, 0, **{f.name: getattr(self, f.name) for f in fields(self) if f.name != "loss_space"})
 
     def weight(self, term: str) -> float:
         """The weight ``lambda_<term>`` of a generator loss term (``rec``, ``cycle``, ..., ``pair``)."""
@@ -126,7 +120,7 @@ class EvaluationConfig:
     seed: int = 0
 
     def check(self, where: str) -> None:
-        _non_negative(self, ("val_triplets", "eval_triplets"), where)
+        at_least(where, 0, val_triplets=self.val_triplets, eval_triplets=self.eval_triplets)
 
 
 def network_spec(value: Mapping[str, Any] | None, default_target: str, where: str) -> dict[str, Any]:
@@ -135,10 +129,10 @@ def network_spec(value: Mapping[str, Any] | None, default_target: str, where: st
     Raises:
         ConfigError: not a mapping, a ``_partial_`` key (the module builds the network), or an untrusted target.
     """
-    spec = as_spec({} if value is None else value, where)
+    spec = complete(value, {"_target_": default_target}, where)
     if "_partial_" in spec:
         raise ConfigError(f"{where}._partial_: not used in a network block (the module builds the network)")
-    return {"_target_": default_target, **spec}
+    return spec
 
 
 def optimizer_spec(value: Mapping[str, Any] | None, where: str) -> dict[str, Any]:
@@ -148,8 +142,7 @@ def optimizer_spec(value: Mapping[str, Any] | None, where: str) -> dict[str, Any
     Raises:
         ConfigError: not a mapping, or an untrusted target.
     """
-    spec = as_spec({} if value is None else value, where)
-    return spec if "_target_" in spec else {**DEFAULT_OPTIMIZER, **spec}
+    return complete(value, DEFAULT_OPTIMIZER, where)
 
 
 def build_network(spec: Mapping[str, Any], where: str, **data: Any) -> nn.Module:

@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from facegen.config.blocks import did_you_mean
+from facegen.config.blocks import at_least, did_you_mean, in_range
+from facegen.config.spec import complete
 from facegen.errors import ConfigError
 from facegen.models.stylegan2.ada import PIPELINES
 
@@ -32,16 +33,6 @@ SHARED_SIZES = ("channel_base", "channel_max", "num_fp16_res", "conv_clamp")
 # Adam before the lazy-regularisation correction (StyleGAN2 appendix B), applied in configure_optimizers.
 DEFAULT_OPTIMIZER: dict[str, Any] = {"_target_": OPTIMIZER_TARGET, "_partial_": True, "lr": 0.0025,
                                      "betas": [0.0, 0.99], "eps": 1e-8}
-
-
-def _at_least(where: str, name: str, value: float | None, low: float) -> None:
-    if value is not None and value < low:
-        raise ConfigError(f"{where}.{name}: must be >= {low}, got {value}")
-
-
-def _in_unit(where: str, name: str, value: float | None) -> None:
-    if value is not None and not 0.0 <= value <= 1.0:
-        raise ConfigError(f"{where}.{name}: must be in [0, 1], got {value}")
 
 
 @dataclass(frozen=True)
@@ -68,12 +59,12 @@ class LossConfig:
     style_mixing_prob: float = 0.9
 
     def check(self, where: str) -> None:
-        for name in ("r1_interval", "pl_interval", "pl_batch_shrink"):
-            _at_least(where, name, getattr(self, name), 1)
-        _at_least(where, "r1_gamma", self.r1_gamma, 0.0)
-        _at_least(where, "pl_weight", self.pl_weight, 0.0)
-        _in_unit(where, "pl_decay", self.pl_decay)
-        _in_unit(where, "style_mixing_prob", self.style_mixing_prob)
+        at_least(where, 1, r1_interval=self.r1_interval, pl_interval=self.pl_interval,
+                 pl_batch_shrink=self.pl_batch_shrink)
+        at_least(where, 0.0, r1_gamma=self.r1_gamma)
+        at_least(where, 0.0, pl_weight=self.pl_weight)
+        in_range(where, 0, 1, pl_decay=self.pl_decay)
+        in_range(where, 0, 1, style_mixing_prob=self.style_mixing_prob)
 
 
 @dataclass(frozen=True)
@@ -99,8 +90,8 @@ class AugmentConfig:
         if self.pipeline is not None and self.pipeline not in PIPELINES:
             raise ConfigError(f"{where}.pipeline: unknown ADA pipeline {self.pipeline!r}"
                               f"{did_you_mean(self.pipeline, list(PIPELINES))} (known: {', '.join(PIPELINES)})")
-        _in_unit(where, "p", self.p)
-        _at_least(where, "interval", self.interval, 1)
+        in_range(where, 0, 1, p=self.p)
+        at_least(where, 1, interval=self.interval)
         if self.kimg <= 0:
             raise ConfigError(f"{where}.kimg: must be > 0, got {self.kimg}")
 
@@ -118,8 +109,8 @@ class EMAConfig:
     rampup: float | None = 0.05
 
     def check(self, where: str) -> None:
-        _at_least(where, "kimg", self.kimg, 0.0)
-        _at_least(where, "rampup", self.rampup, 0.0)
+        at_least(where, 0.0, kimg=self.kimg)
+        at_least(where, 0.0, rampup=self.rampup)
 
 
 @dataclass(frozen=True)
@@ -138,9 +129,9 @@ class GridConfig:
     truncation_psi: float = 1.0
 
     def check(self, where: str) -> None:
-        _at_least(where, "every_kimg", self.every_kimg, 0.0)
-        _at_least(where, "rows", self.rows, 1)
-        _at_least(where, "cols", self.cols, 1)
+        at_least(where, 0.0, every_kimg=self.every_kimg)
+        at_least(where, 1, rows=self.rows)
+        at_least(where, 1, cols=self.cols)
 
 
 @dataclass(frozen=True)
@@ -164,41 +155,23 @@ class RegionConfig:
     margin: float = 0.25
 
     def check(self, where: str) -> None:
-        _at_least(where, "weight", self.weight, 0.0)
-        _at_least(where, "margin", self.margin, 0.0)
+        at_least(where, 0.0, weight=self.weight)
+        at_least(where, 0.0, margin=self.margin)
         if self.weight > 0 and not self.regions:
             raise ConfigError(f"{where}.regions: at least one region when {where}.weight > 0")
         if self.weight > 0 and (self.crop < 8 or self.crop & (self.crop - 1)):
             raise ConfigError(f"{where}.crop: must be a power of two >= 8, got {self.crop}")
 
 
-def network_spec(value: Mapping[str, Any] | None, defaults: Mapping[str, Any], where: str) -> dict[str, Any]:
-    """The spec of a network block: ``value`` over ``defaults`` when it names the default ``_target_`` (or none),
-    else ``value`` as given (another network class gets only its own keys).
-
-    Raises:
-        ConfigError: ``value`` is not a mapping (an already built network cannot be stored in the hyper-parameters).
-    """
-    if value is None:
-        return dict(defaults)
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"{where}: expected a mapping with _target_ and the network's keyword arguments, "
-                          f"got {type(value).__name__}")
-    value = dict(value)
-    if value.get("_target_", defaults["_target_"]) != defaults["_target_"]:
-        return value
-    return {**defaults, **value}
-
-
 def discriminator_spec(value: Mapping[str, Any] | None, generator: Mapping[str, Any],
                        where: str = "model.discriminator") -> dict[str, Any]:
-    """The discriminator spec: :func:`network_spec` with :data:`SHARED_SIZES` it does not set taken from
+    """The discriminator spec: :func:`facegen.config.spec.complete` with :data:`SHARED_SIZES` it does not set taken from
     ``generator`` (NVlabs trains G and D with the same ``channel_base``/``channel_max``/fp16/clamp)."""
-    spec = network_spec(value, DEFAULT_DISCRIMINATOR, where)
+    spec = complete(value, DEFAULT_DISCRIMINATOR, where)
     if spec.get("_target_") == DISCRIMINATOR_TARGET:
         spec.update({k: generator[k] for k in SHARED_SIZES if k not in spec and k in generator})
     return spec
 
 
 __all__ = ["AugmentConfig", "EMAConfig", "GridConfig", "LossConfig", "RegionConfig", "DEFAULT_GENERATOR",
-           "DEFAULT_DISCRIMINATOR", "DEFAULT_OPTIMIZER", "SHARED_SIZES", "discriminator_spec", "network_spec"]
+           "DEFAULT_DISCRIMINATOR", "DEFAULT_OPTIMIZER", "SHARED_SIZES", "discriminator_spec"]

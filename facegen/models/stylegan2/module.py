@@ -35,7 +35,7 @@ from lightning.pytorch import Callback
 from facegen.callbacks.ema import GeneratorEMA
 from facegen.callbacks.image_grid import ImageGrid
 from facegen.config.blocks import block, plain
-from facegen.config.spec import as_spec, build, optimizer_factory
+from facegen.config.spec import as_spec, build, complete, optimizer_factory
 from facegen.data.keypoints import DEFAULT_TEMPLATE_BOX, mean_template
 from facegen.errors import ConfigError
 from facegen.models.base import FacegenModule
@@ -50,7 +50,6 @@ from facegen.models.stylegan2.config import (
     LossConfig,
     RegionConfig,
     discriminator_spec,
-    network_spec,
 )
 from facegen.models.stylegan2.losses import (
     discriminator_loss,
@@ -98,9 +97,9 @@ class StyleGAN2(FacegenModule):
                  region: RegionConfig | Mapping[str, Any] | None = None, total_kimg: float | None = None):
         super().__init__()
         self.automatic_optimization = False
-        g_spec = network_spec(generator, DEFAULT_GENERATOR, "model.generator")
+        g_spec = complete(generator, DEFAULT_GENERATOR, "model.generator")
         d_spec = discriminator_spec(discriminator, g_spec, "model.discriminator")
-        opt_spec = network_spec(None if optimizer is None else as_spec(optimizer, "model.optimizer"),
+        opt_spec = complete(None if optimizer is None else as_spec(optimizer, "model.optimizer"),
                                 DEFAULT_OPTIMIZER, "model.optimizer")
         self.loss_cfg = block(LossConfig, loss, "model.loss")
         augment_cfg = None if augment is None else block(AugmentConfig, augment, "model.augment")

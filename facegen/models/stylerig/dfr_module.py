@@ -15,14 +15,13 @@ from typing import Any
 import torch
 
 from facegen.config.blocks import block, plain
-from facegen.config.spec import build, optimizer_factory
+from facegen.config.spec import build, complete, optimizer_factory
 from facegen.errors import CheckpointError, ConfigError
 from facegen.models.stylerig.evaluation import evaluate_dfr, pair_rows
 from facegen.models.stylerig.frozen import (
     STATE_KEY,
     FrozenGeneratorModule,
     MorphableSpec,
-    spec_block,
     stylerig_state,
 )
 from facegen.models.stylerig.losses import render_loss, statistical_regulariser
@@ -107,10 +106,10 @@ class DFR(FrozenGeneratorModule):
                  evaluation: Mapping[str, Any] | DFREvaluation | None = None,
                  generator_kwargs: Mapping[str, Any] | None = None):
         super().__init__()
-        self.network_spec = spec_block(network, DEFAULT_NETWORK, "model.network")
+        self.network_spec = complete(network, DEFAULT_NETWORK, "model.network")
         morphable = block(MorphableSpec, morphable, "model.morphable")
         self.loss = block(DFRLoss, loss, "model.loss")
-        self.optimizer_spec = spec_block(optimizer, DEFAULT_OPTIMIZER, "model.optimizer")
+        self.optimizer_spec = complete(optimizer, DEFAULT_OPTIMIZER, "model.optimizer")
         self.evaluation = block(DFREvaluation, evaluation, "model.evaluation")
         self.save_hyperparameters({
             "generator_path": generator_path, "img_resolution": img_resolution, "num_ws": num_ws, "w_dim": w_dim,

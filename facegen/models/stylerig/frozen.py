@@ -19,7 +19,6 @@ from typing import Any, Literal
 import torch
 
 from facegen.config.blocks import block
-from facegen.config.spec import as_spec
 from facegen.errors import CheckpointError, MissingWeightsError, StyleGANInputError
 from facegen.models.base import FacegenModule
 from facegen.models.face_regressor.files import load_face_regressor
@@ -122,20 +121,6 @@ def load_frozen_generator(path: str | None, generator_kwargs: Mapping[str, Any] 
     if G.c_dim:
         raise CheckpointError(f"{path}: conditional generator (c_dim={G.c_dim}); StyleRig needs an unconditional one")
     return G.eval().requires_grad_(False)
-
-
-def spec_block(value: Mapping[str, Any] | None, default: Mapping[str, Any], where: str) -> dict[str, Any]:
-    """A ``_target_`` block (network, optimiser) as a plain dict: ``default`` when ``value`` is ``None``;
-    ``value`` over ``default`` when it names no ``_target_`` (``{"lr": 3e-3}``, an old checkpoint's keys);
-    ``value`` alone when it names its own ``_target_``.
-
-    Raises:
-        ConfigError: not a mapping, or an untrusted ``_target_``.
-    """
-    if value is None:
-        return dict(default)
-    spec = as_spec(value, where)
-    return spec if "_target_" in spec else {**default, **spec}
 
 
 def existing_file(path: str | None) -> str | None:

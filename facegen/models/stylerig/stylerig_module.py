@@ -21,7 +21,7 @@ import torch
 
 from facegen.checkpoints import load
 from facegen.config.blocks import block, plain
-from facegen.config.spec import build, optimizer_factory
+from facegen.config.spec import build, complete, optimizer_factory
 from facegen.errors import CheckpointError, ConfigError, MissingWeightsError
 from facegen.models.stylerig.dfr import DFRNetwork
 from facegen.models.stylerig.evaluation import evaluate_stylerig
@@ -29,7 +29,6 @@ from facegen.models.stylerig.frozen import (
     STATE_KEY,
     FrozenGeneratorModule,
     MorphableSpec,
-    spec_block,
     stylerig_state,
 )
 from facegen.models.stylerig.losses import (
@@ -128,9 +127,9 @@ class StyleRig(FrozenGeneratorModule):
                  evaluation: Mapping[str, Any] | StyleRigEvaluation | None = None,
                  generator_kwargs: Mapping[str, Any] | None = None, dfr_config: Mapping[str, Any] | None = None):
         super().__init__()
-        self.network_spec = spec_block(network, DEFAULT_NETWORK, "model.network")
+        self.network_spec = complete(network, DEFAULT_NETWORK, "model.network")
         self.loss = block(StyleRigLoss, loss, "model.loss")
-        self.optimizer_spec = spec_block(optimizer, DEFAULT_OPTIMIZER, "model.optimizer")
+        self.optimizer_spec = complete(optimizer, DEFAULT_OPTIMIZER, "model.optimizer")
         self.evaluation = block(StyleRigEvaluation, evaluation, "model.evaluation")
         self.save_hyperparameters({
             "generator_path": generator_path, "img_resolution": img_resolution, "num_ws": num_ws, "w_dim": w_dim,
