@@ -71,6 +71,6 @@ def test_load_clip_says_what_is_missing(tmp_path):
     with pytest.raises(MissingWeightsError, match="clip.checkpoint_path"):
         load_clip("ViT-B-32", tmp_path / "absent.pt")
     if importlib.util.find_spec("open_clip") is None:
-        (tmp_path / "w.pt").write_bytes(b"")
+        torch.save({}, tmp_path / "w.pt")
         with pytest.raises(MissingWeightsError, match="open_clip"):
             load_clip("ViT-B-32", tmp_path / "w.pt")

@@ -27,9 +27,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from facegen.checkpoints import load
 from facegen.editing.subspace.anchors import Anchors
 from facegen.editing.subspace.decomposition import MicromotionError
-from facegen.errors import MissingWeightsError
+from facegen.errors import CheckpointError, MissingWeightsError
 from facegen.models.stylegan2.projection import learning_rate
 from facegen.shapes import assert_shape
 
@@ -75,17 +76,29 @@ def load_clip(model_name: str = "ViT-B-32", checkpoint_path: str | os.PathLike |
 
     Raises:
         MissingWeightsError: the path is not set or absent, or open_clip is not installed.
+        CheckpointError: the file is refused by :func:`facegen.checkpoints.load` or does not fit the model.
     """
     if checkpoint_path is None or not Path(checkpoint_path).is_file():
         raise MissingWeightsError(f"text anchors need a local open_clip checkpoint file: set clip.checkpoint_path "
                                   f"(got {checkpoint_path!r}).")
+    # the weights go through facegen's one loading policy (weights_only=True), not through open_clip's torch.load
+    state = load(checkpoint_path)
+    state = state.get("state_dict", state) if isinstance(state, dict) else state
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{checkpoint_path}: expected an open_clip state dict, got {type(state).__name__}")
+    state = {k.removeprefix("module."): v for k, v in state.items()}
     try:
         import open_clip  # optional: pip install "facegen[clip]"
     except ImportError as error:
         raise MissingWeightsError("text anchors need the optional package open_clip: pip install 'facegen[clip]' "
                                   "(open_clip_torch).") from error
-    model, _, _ = open_clip.create_model_and_transforms(model_name, pretrained=str(checkpoint_path), device=device)
-    model = model.eval().requires_grad_(False)
+    model, _, _ = open_clip.create_model_and_transforms(model_name, pretrained=None, device=device)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        raise CheckpointError(f"{checkpoint_path}: its weights do not fit open_clip {model_name}: "
+                              f"{str(error).splitlines()[0][:300]}") from None
+    model = model.to(device).eval().requires_grad_(False)
     size = model.visual.image_size
     size = size[0] if isinstance(size, (tuple, list)) else size
     mean = getattr(model.visual, "image_mean", None) or OPENAI_MEAN
