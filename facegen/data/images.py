@@ -8,8 +8,10 @@ Layouts (``root``):
   where a label is a class index (one-hot encoded) or a list of floats.
 
 Each image is converted to L or RGB, centre-cropped to a square, resized to ``resolution`` (Lanczos)
-and returned as float32 ``[C, H, W]`` in [-1, 1] (NVlabs ``img / 127.5 - 1``). Unreadable files are
-reported with a warning naming the file and skipped.
+and returned as float32 ``[C, H, W]`` in [-1, 1] (NVlabs ``img / 127.5 - 1``). Unreadable and truncated files
+(a JPEG without its end marker, a PNG without IEND) are reported with a warning naming the file and left out at
+the scan; a file that passes the scan but does not decode stops the run naming it (never another image in its
+place).
 """
 from __future__ import annotations
 
@@ -86,11 +88,21 @@ def decode_image(data: bytes, resolution: int, channels: int) -> np.ndarray:
     return array[..., None] if array.ndim == 2 else array
 
 
+def _is_truncated(data: bytes) -> bool:
+    """A JPEG without its end-of-image marker or a PNG without its IEND chunk: cut off (PIL's ``verify`` passes
+    both, and a decoder that tolerates them would serve a half-grey picture)."""
+    if data[:2] == b"\xff\xd8":
+        return not data.rstrip(b"\x00").endswith(b"\xff\xd9")
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return b"IEND" not in data[-16:]
+    return False
+
+
 def _is_image(data: bytes) -> bool:
     try:
         with Image.open(io.BytesIO(data)) as image:
             image.verify()
-        return True
+        return not _is_truncated(data)
     except Exception:  # PIL raises many types for non-images
         return False
 
@@ -108,14 +120,18 @@ class ImageDataset(Dataset):
         return len(self.records) * (2 if self.xflip else 1)
 
     def load(self, index: int) -> np.ndarray:
-        """uint8 ``[H, W, C]`` of record ``index``; an unreadable file is reported and the next one used."""
-        for offset in range(len(self.records)):
-            record = self.records[(index + offset) % len(self.records)]
-            try:
-                return decode_image(self.source.read(record.name), self.resolution, self.channels)
-            except Exception as error:  # corrupt data surfaces as OSError, SyntaxError, ValueError ...
-                warnings.warn(f"skipping unreadable image {self.source.root}/{record.name}: {error}", stacklevel=2)
-        raise DatasetLayoutError(f"no readable image in {self.source.root}; expected {LAYOUT}")
+        """uint8 ``[H, W, C]`` of record ``index``.
+
+        Raises:
+            DatasetLayoutError: the file passed the scan but does not decode (corrupt inside): the run stops naming
+                it rather than serving another image in its place.
+        """
+        record = self.records[index]
+        try:
+            return decode_image(self.source.read(record.name), self.resolution, self.channels)
+        except Exception as error:  # corrupt data surfaces as OSError, SyntaxError, ValueError ...
+            raise DatasetLayoutError(f"{self.source.root}/{record.name}: cannot be decoded ({error}); remove or "
+                                     "replace the file (a resumed run continues from its last checkpoint)") from error
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         n = len(self.records)

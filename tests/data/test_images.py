@@ -118,3 +118,26 @@ def test_yale_faces_without_extensions(shared_data):
     image = dm.train_set[0]["image"]
     assert image.shape == (3, 32, 32)
     torch.testing.assert_close(image[0], image[1])  # greyscale GIF converted to RGB
+
+
+def test_truncated_files_are_skipped_at_the_scan_and_a_corrupt_one_stops_the_run(tmp_path):
+    """A JPEG cut before its end marker and a PNG without IEND pass PIL's verify(); the scan refuses them (named),
+    and a file that passes the scan but does not decode raises naming it instead of serving another image."""
+    root = tmp_path / "photos"
+    root.mkdir()
+    for i in range(3):
+        picture(i, size=(24, 24)).save(root / f"{i}.jpg", quality=95)
+    picture(3, size=(24, 24)).save(root / "3.png")
+    jpg = (root / "1.jpg").read_bytes()
+    (root / "1.jpg").write_bytes(jpg[: len(jpg) * 2 // 3])
+    png = (root / "3.png").read_bytes()
+    (root / "3.png").write_bytes(png[: len(png) - 20])
+    dm = ImageDataModule(root, resolution=16, channels=3, batch_size=2)
+    with pytest.warns(UserWarning) as warned:
+        dm.model_kwargs()
+    assert {"1.jpg", "3.png"} <= {Path(str(w.message).split()[-1]).name for w in warned}
+    assert [r.name for r in dm.train_set.records] == ["0.jpg", "2.jpg"]  # each served once per epoch
+    good = (root / "2.jpg").read_bytes()
+    (root / "2.jpg").write_bytes(good[:200] + bytes(len(good) - 202) + good[-2:])  # header and end marker intact
+    with pytest.raises(DatasetLayoutError, match="2.jpg: cannot be decoded"):
+        dm.train_set.load(1)
