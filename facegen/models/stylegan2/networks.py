@@ -215,10 +215,11 @@ class SynthesisBlock(nn.Module):
             x = x.contiguous(memory_format=self.memory_format)
             for name, style in zip(self.layer_names[:-1], styles):
                 x = getattr(self, name)(x, style, noise_mode=noise_mode)
-            if img is not None:
-                img = upsample2d(img, self.resample_filter)
             y = self.torgb(x, styles[-1]).float()
-            img = img + y if img is not None else y
+        if img is not None:  # the RGB skip image stays float32 (NVlabs keeps it so): autocast would round it per block
+            with torch.autocast(device_type, enabled=False):
+                img = upsample2d(img.float(), self.resample_filter)
+        img = img + y if img is not None else y
         return x, img
 
 
