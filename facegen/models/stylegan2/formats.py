@@ -388,16 +388,46 @@ def load_lightning(path: str | os.PathLike):
     return _from_lightning(load_any(path), str(path))
 
 
+GENERATOR_FORMAT = "facegen-generator"
+
+
+def save_generator(G, path: str | os.PathLike, dtype: torch.dtype = torch.float16, **meta: Any) -> None:
+    """Write a generator alone (no discriminator, no optimiser): ``{"format": "facegen-generator", "version": 1,
+    "init_kwargs", "weights" (in ``dtype``; float16 halves the file), "meta"}`` with ``torch.save``, atomically.
+
+    ``meta`` holds plain values that describe the file (its source checkpoint, ``kimg``, the command that made it).
+    :func:`load_generator` reads it back in float32.
+    """
+    kwargs = dict(G.init_kwargs, channels_last=False, num_fp16_res=G.init_kwargs.get("num_fp16_res", 0))
+    weights = {k: (v.detach().to(dtype) if v.is_floating_point() else v.detach()).cpu().contiguous()
+               for k, v in G.state_dict().items()}
+    atomic_torch_save({"format": GENERATOR_FORMAT, "version": 1, "init_kwargs": kwargs, "weights": weights,
+                       "meta": dict(meta)}, path)
+
+
+def _from_generator_file(obj: dict, source: str):
+    try:
+        G = Generator(**obj["init_kwargs"])
+        G.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in obj["weights"].items()})
+    except (KeyError, TypeError, RuntimeError) as error:
+        raise CheckpointError(f"{source}: a {GENERATOR_FORMAT} file whose weights do not fit its init_kwargs "
+                              f"({str(error).splitlines()[0][:200]})") from None
+    return G.eval(), G.mapping.w_avg.clone()
+
+
 def load_generator(path: str | os.PathLike):
     """Load a generator from any supported checkpoint, dispatching on its content.
 
-    ``state_dict`` with ``G_ema.*`` keys -> facegen Lightning checkpoint; ``g_ema`` -> rosinality;
-    ``G_ema`` record -> NVlabs pickle. Returns ``(G, w_avg [w_dim])`` with ``G`` in eval mode.
+    ``format: facegen-generator`` -> :func:`save_generator`'s file; ``state_dict`` with ``G_ema.*`` keys -> facegen
+    Lightning checkpoint; ``g_ema`` -> rosinality; ``G_ema`` record -> NVlabs pickle. Returns ``(G, w_avg
+    [w_dim])`` with ``G`` in eval mode, float32.
 
     Raises:
-        CheckpointError: none of the three layouts, or an error of the matching loader.
+        CheckpointError: none of these layouts, or an error of the matching loader.
     """
     obj, source = load_any(path), str(path)
+    if isinstance(obj, dict) and obj.get("format") == GENERATOR_FORMAT:
+        return _from_generator_file(obj, source)
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         return _from_lightning(obj, source)
     if isinstance(obj, dict) and "g_ema" in obj:
