@@ -1,7 +1,7 @@
 """Identity of real faces: dlib's 128-D face descriptor and its Euclidean distance.
 
-dlib's ``dlib_face_recognition_resnet_model_v1`` (a ResNet-29 trained on about 3 million faces; 99.38% on the
-LFW benchmark) maps an aligned 150x150 face chip to a 128-D descriptor. dlib's convention: two descriptors
+dlib's ``dlib_face_recognition_resnet_model_v1`` (a reduced ResNet-34 trained on about 3 million faces; 99.38% on
+the LFW benchmark) maps an aligned 150x150 face chip to a 128-D descriptor. dlib's convention: two descriptors
 less than 0.6 apart are the same person (the threshold of dlib's ``dnn_face_recognition_ex.cpp`` and of
 ``face_recognition.compare_faces``). Same-person pairs are typically 0.3-0.5 apart, different people 0.7-1.0.
 """

@@ -7,8 +7,10 @@ Two packages from the package registry provide everything (both are dependencies
   ``shape_predictor_68_face_landmarks.dat`` (Kazemi & Sullivan 2014, "One millisecond face alignment with an
   ensemble of regression trees", trained on iBUG 300-W: non-commercial use only),
   ``shape_predictor_5_face_landmarks.dat``, ``mmod_human_face_detector.dat`` (King 2015, max-margin object
-  detection CNN) and ``dlib_face_recognition_resnet_model_v1.dat`` (a ResNet-29 giving 128-D face descriptors,
-  99.38% on LFW; dlib's convention: two descriptors closer than 0.6 belong to the same person).
+  detection CNN) and ``dlib_face_recognition_resnet_model_v1.dat`` (a reduced ResNet-34 giving 128-D face
+  descriptors, 99.38% on LFW; dlib's convention: two descriptors closer than 0.6 belong to the same person).
+  Davis King released the files into the public domain (dlib-models); the 68-point model's training set
+  (iBUG 300-W) excludes commercial use, and its creators ask that the model not be used in commercial products.
 
 The model files are located through the package's import spec, without importing it: its ``__init__`` calls
 ``pkg_resources``, which setuptools >= 81 no longer ships. Each loader raises :class:`FaceModelsMissing`
