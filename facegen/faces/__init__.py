@@ -56,8 +56,9 @@ from facegen.faces.targets import (
     to_targets,
 )
 
-__all__ = ["FFHQ_EYE_X", "GENERATOR_TAG", "INSTALL", "PreparedPhoto", "generator_made", "prepare_photos", "to_targets", "SAME_PERSON", "VIDEO_EXTENSIONS", "AlignedFace", "Face", "FaceInputError",
-           "FaceModelsMissing", "IdentityComparison", "NoFaceError", "VideoLandmarks", "align_ffhq", "align_image",
-           "apply_transform", "as_rgb", "available", "detect", "eye_centres", "ffhq_eye_positions", "ffhq_quad",
-           "find_faces", "identity_distance", "identity_embedding", "is_video", "landmarks_68", "largest_face",
-           "paired_identity_distances", "quad_to_output", "read_frames", "try_embedding", "video_landmarks"]
+__all__ = ["FFHQ_EYE_X", "GENERATOR_TAG", "INSTALL", "SAME_PERSON", "VIDEO_EXTENSIONS", "AlignedFace", "Face",
+           "FaceInputError", "FaceModelsMissing", "IdentityComparison", "NoFaceError", "PreparedPhoto",
+           "VideoLandmarks", "align_ffhq", "align_image", "apply_transform", "as_rgb", "available", "detect",
+           "eye_centres", "ffhq_eye_positions", "ffhq_quad", "find_faces", "generator_made", "identity_distance",
+           "identity_embedding", "is_video", "landmarks_68", "largest_face", "paired_identity_distances",
+           "prepare_photos", "quad_to_output", "read_frames", "to_targets", "try_embedding", "video_landmarks"]
