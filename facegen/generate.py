@@ -4,7 +4,8 @@ The checkpoint may be a facegen Lightning checkpoint (its ``G_ema``), a rosinali
 NVlabs ``.pkl``; :func:`facegen.models.stylegan2.formats.load_generator` tells them apart by content
 and never runs code from the file. As NVlabs ``generate.py``, seed ``s`` draws
 ``z = np.random.RandomState(s).randn(1, z_dim)``, so an imported NVlabs network gives NVlabs' images.
-Writes ``seed{s:04d}.png`` per seed and ``grid.png``.
+Writes ``seed{s:04d}.png`` per seed and ``grid.png``, tagged ``Software: facegen.generate`` (a PNG text chunk), so
+that ``facegen.project`` / ``facegen.micromotion`` do not FFHQ-align them as they do real photos.
 """
 from __future__ import annotations
 
@@ -22,10 +23,12 @@ from facegen.config.cli import prepare
 from facegen.config.run_folder import RunFolder, holds_nothing
 from facegen.config.values import parse_seeds
 from facegen.errors import FacegenError, GenerateConfigError
+from facegen.faces import GENERATOR_TAG
 from facegen.imaging import images_to_grid, write_png
 from facegen.models.stylegan2.formats import load_generator
 
 log = logging.getLogger("facegen.generate")
+TAG = dict([GENERATOR_TAG])             # PNG text chunk: generator-made images are never FFHQ-aligned
 
 
 def generate(ckpt_path: str | os.PathLike, seeds: list[int], out: str | os.PathLike, truncation_psi: float = 1.0,
@@ -58,10 +61,10 @@ def generate(ckpt_path: str | os.PathLike, seeds: list[int], out: str | os.PathL
             batch = G(z.float().to(device), None if c is None else c.expand(len(chunk), -1),
                       truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff, noise_mode=noise_mode).cpu()
         for seed, image in zip(chunk, batch):
-            paths.append(write_png(out / f"seed{seed:04d}.png", images_to_grid(image[None], cols=1)))
+            paths.append(write_png(out / f"seed{seed:04d}.png", images_to_grid(image[None], cols=1), text=TAG))
         images.append(batch)
     grid = images_to_grid(torch.cat(images), cols=min(grid_cols, len(seeds)))
-    write_png(out / "grid.png", grid)
+    write_png(out / "grid.png", grid, text=TAG)
     log.info("%d images and grid.png written to %s", len(paths), out.resolve())
     return paths
 

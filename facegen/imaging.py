@@ -14,7 +14,7 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from facegen.errors import DatasetLayoutError, FacegenError
 from facegen.shapes import assert_shape
@@ -63,8 +63,11 @@ def images_to_grid(images: torch.Tensor, cols: int) -> np.ndarray:
     return tile(to_uint8(images), cols)
 
 
-def encode_png(picture: np.ndarray, compress_level: int = 6) -> bytes:
+def encode_png(picture: np.ndarray, compress_level: int = 6, text: dict[str, str] | None = None) -> bytes:
     """PNG bytes of a ``uint8 [H, W]``, ``[H, W, 1]`` or ``[H, W, 3]`` picture (PIL; level 1 is fast).
+
+    ``text``: PNG text chunks (``{"Software": "facegen.generate"}`` marks generator-made images, which
+    :func:`facegen.faces.prepare_photos` never aligns).
 
     Raises:
         ImagingError: ``picture`` is not uint8, or not ``[H, W]`` / ``[H, W, C]``.
@@ -74,16 +77,21 @@ def encode_png(picture: np.ndarray, compress_level: int = 6) -> bytes:
                  hint="or [H, W] (grey)")
     if picture.dtype != np.uint8:
         raise ImagingError(f"picture: expected dtype uint8, got {picture.dtype}")
+    info = None
+    if text:
+        info = PngImagePlugin.PngInfo()
+        for key, value in text.items():
+            info.add_text(str(key), str(value))
     buffer = io.BytesIO()
     Image.fromarray(picture[..., 0] if picture.ndim == 3 and picture.shape[-1] == 1 else picture).save(
-        buffer, format="PNG", compress_level=compress_level)
+        buffer, format="PNG", compress_level=compress_level, pnginfo=info)
     return buffer.getvalue()
 
 
-def write_png(path: str | os.PathLike, picture: np.ndarray) -> Path:
-    """Write ``picture`` (see :func:`encode_png`) as a PNG file, atomically; returns the path."""
+def write_png(path: str | os.PathLike, picture: np.ndarray, text: dict[str, str] | None = None) -> Path:
+    """Write ``picture`` (see :func:`encode_png`, ``text`` chunks) as a PNG file, atomically; returns the path."""
     path = Path(path)
-    atomic_write(path, encode_png(picture))
+    atomic_write(path, encode_png(picture, text=text))
     return path
 
 

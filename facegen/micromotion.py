@@ -4,7 +4,9 @@ Wu et al., CPAL 2024 ("Decoding Micromotion in Low-dimensional Latent Spaces fro
 of one identity (``anchors=video``: frames inverted into W+; ``anchors=text``: StyleCLIP optimisation;
 ``anchors=file``: a saved anchors .npz) -> per-layer robust PCA and a rank-k subspace -> edit direction
 ``dV`` -> frames ``G(w + alpha * t * dV)`` of a projected ``target`` photo (or generated ``seeds``).
-See ``conf/micromotion.yaml`` for the options and the files written.
+Real target photos and video frames are FFHQ-aligned first (``align=true``, ``video_anchors.align=true``:
+:mod:`facegen.faces`, dlib's landmarks and the NVlabs ffhq-dataset recipe); generator-made images (seeds,
+``facegen.generate`` PNGs) are not; the log says which. See ``conf/micromotion.yaml`` for the options and files.
 """
 from __future__ import annotations
 
@@ -45,11 +47,11 @@ from facegen.errors import FacegenError
 from facegen.imaging import list_images, write_video
 from facegen.models.stylegan2.formats import load_generator
 from facegen.models.stylegan2.projection import (
-    load_targets,
     make_projection_loss,
     project,
     save_projection,
 )
+from facegen.project import load_photo_targets
 from facegen.utils import atomic_write
 
 log = logging.getLogger("facegen.micromotion")
@@ -65,6 +67,7 @@ def _anchors(cfg: DictConfig, G, loss_fn, out: Path):
         va = cfg.video_anchors
         anchors = video_anchors(G, cfg.video, count=va.count, stride=va.stride, start=va.start, stop=va.stop,
                                 box=None if va.box is None else list(va.box), landmarks=va.landmarks,
+                                align=va.get("align", True),
                                 loss_fn=loss_fn, num_steps=cfg.projection.num_steps,
                                 warm_start=cfg.projection.warm_start, warm_steps=cfg.projection.warm_steps,
                                 seed=cfg.seed, log=log.info, **schedule)
@@ -90,9 +93,10 @@ def _start_latents(cfg: DictConfig, G, loss_fn, out: Path):
     """``(names, w_plus [B, num_ws, w_dim], noise or None)``: projected ``target`` images or generated ``seeds``."""
     if cfg.target is None:
         seeds = parse_seeds(cfg.seeds)
+        log.info("seeds %s: generator-made latents, nothing to align", seeds)
         return [f"seed{s:04d}" for s in seeds], seed_latents(G, seeds, cfg.truncation_psi), None
     files = list_images(cfg.target)
-    targets = load_targets(files, G.img_resolution, G.img_channels).to(cfg.device)
+    targets = load_photo_targets(files, G, cfg.align, cfg.align_no_face, out, log).to(cfg.device)
     schedule = {k: v for k, v in OmegaConf.to_container(cfg.projection).items()
                 if k not in ("warm_start", "warm_steps", "optimize_noise", "target_optimize_noise", "latent_space")}
     result = project(G, targets, loss_fn, latent_space="w_plus", seed=cfg.seed,

@@ -16,7 +16,7 @@ from facegen.config.cli import check_group_choices, prepare, resolved_config, tr
 from facegen.errors import ConfigError
 
 ENV = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
-ENTRY_POINTS = ("train", "evaluate", "generate", "project", "synth", "micromotion", "augment")
+ENTRY_POINTS = ("train", "evaluate", "generate", "project", "synth", "micromotion", "augment", "align")
 
 
 def hydra_form(config_name: str, argv: list[str]) -> dict:
@@ -53,7 +53,7 @@ def test_hydra_flags_pass_through():
 # a key of each entry point's config, set with a Lightning-style flag
 KEYS = {"train": ("seed", 3), "evaluate": ("split", "val"), "generate": ("truncation_psi", 0.5),
         "project": ("latent_space", "w_plus"), "synth": ("n", 7), "micromotion": ("anchors", "text"),
-        "augment": ("resolution", 32)}
+        "augment": ("resolution", 32), "align": ("resolution", 128)}
 
 
 @pytest.mark.parametrize("name", ENTRY_POINTS)

@@ -10,6 +10,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from facegen.callbacks.image_grid import images_to_grid
 from facegen.generate import GenerateConfigError, generate, parse_seeds
@@ -50,6 +51,8 @@ def test_images_are_the_generator_at_numpy_seeded_z(tmp_path):
         expected = images_to_grid(G(z, None, truncation_psi=0.7), cols=1)
     assert np.abs(iio.imread(paths[2]).astype(int) - expected).max() <= 1  # batch of 3 vs 1: float rounding
     assert iio.imread(tmp_path / "out" / "grid.png").shape == (64, 64, 3)  # 3 images, 2 columns
+    with Image.open(paths[0]) as image:                                      # generator-made: never FFHQ-aligned
+        assert image.info["Software"] == "facegen.generate"
 
 
 def test_conditional_generator_needs_a_class(tmp_path):

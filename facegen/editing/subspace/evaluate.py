@@ -20,7 +20,11 @@ Pipeline (:func:`face_world_evaluation`):
 Metrics per method and alpha (means over identities): ``rho`` Spearman correlation of intensity and
 ``t``; ``frac_rho>0.9``; ``d_intensity`` intensity at ``t = 1`` minus ``t = 0``; ``id_drift``
 ``||id(1) - id(0)||`` over the mean pairwise identity distance of the neutral identities;
-``off_target`` norm of the expression change orthogonal to ``p`` over ``||p||``; ``rot_drift_deg``.
+``off_target`` norm of the expression change orthogonal to ``p`` over ``||p||``; ``rot_drift_deg``; ``id_dlib``
+dlib's identity distance (:func:`facegen.faces.paired_identity_distances`, 128-D descriptor, < 0.6 = same
+person) between the source frame ``t = 0`` and the edited frame ``t = 1``, mean over the identities where dlib
+finds a face in both; ``id_dlib_no_face`` counts the others (the cell reads "no face" when none has one, as at
+64 px on many face-world renders: never a made-up number).
 """
 from __future__ import annotations
 
@@ -51,13 +55,14 @@ from facegen.editing.subspace.direction import (
     generator_sha1,
     save_direction,
 )
+from facegen.faces import FaceModelsMissing, paired_identity_distances
 from facegen.models.face_regressor import load_face_regressor
 from facegen.models.stylegan2.formats import load_generator
 from facegen.morphable import ProceduralFaceModel
 from facegen.utils import atomic_write
 
 log = logging.getLogger("facegen.micromotion.evaluate")
-METRICS = ("rho", "frac_rho>0.9", "d_intensity", "id_drift", "off_target", "rot_drift_deg")
+METRICS = ("rho", "frac_rho>0.9", "d_intensity", "id_drift", "off_target", "rot_drift_deg", "id_dlib")
 
 
 def spearman(x: np.ndarray, y: np.ndarray) -> float:
@@ -82,8 +87,25 @@ def random_direction(reference: MicromotionDirection, seed: int = 0) -> Micromot
                                 rank=0, source=f"random control, seed {seed}", generator_sha1=reference.generator_sha1)
 
 
-def transfer_metrics(regressor: nn.Module, frames: Tensor, preset: Tensor, batch_size: int = 64) -> dict:
-    """Metrics of edited frames ``[S, T, C, H, W]`` (one row per identity, ``t`` along T); see the module docstring."""
+def dlib_identity_metrics(source: Tensor, edited: Tensor) -> dict:
+    """``id_dlib`` (mean dlib identity distance of ``source[i]`` vs ``edited[i]``, ``[S, C, H, W]`` in [-1, 1]; NaN
+    when no pair has faces), ``id_dlib_no_face`` (pairs without a face in either image) and ``id_dlib_pairs``.
+    Without dlib installed: NaN, every pair counted as without a face, and a log line saying what to install."""
+    try:
+        comparison = paired_identity_distances(source, edited)
+    except FaceModelsMissing as error:
+        log.warning("id_dlib not measured: %s", error)
+        return {"id_dlib": float("nan"), "id_dlib_no_face": int(source.shape[0]), "id_dlib_pairs": int(source.shape[0])}
+    return {"id_dlib": comparison.mean, "id_dlib_no_face": comparison.no_face, "id_dlib_pairs": comparison.n}
+
+
+def transfer_metrics(regressor: nn.Module, frames: Tensor, preset: Tensor, batch_size: int = 64,
+                     identity_dlib: bool = True) -> dict:
+    """Metrics of edited frames ``[S, T, C, H, W]`` (one row per identity, ``t`` along T); see the module docstring.
+
+    ``identity_dlib``: also dlib's identity distance between ``t = 0`` and ``t = 1`` (:func:`dlib_identity_metrics`;
+    about 0.1-0.3 s per image on one CPU core); off: ``id_dlib`` NaN with every pair counted as not measured.
+    """
     S, T = frames.shape[:2]
     flat = frames.reshape(S * T, *frames.shape[2:])
     preds = [regressor.predict(flat[i:i + batch_size]) for i in range(0, len(flat), batch_size)]
@@ -105,14 +127,27 @@ def transfer_metrics(regressor: nn.Module, frames: Tensor, preset: Tensor, batch
         "off_target": float(off.norm(dim=-1).mean() / p.norm()),
         "rot_drift_deg": float(np.degrees(float((rot[:, -1] - rot[:, 0]).norm(dim=-1).mean()))),
         "intensity_curve": level.mean(0).tolist(), "rho_per_identity": rhos.tolist(),
+        **(dlib_identity_metrics(frames[:, 0], frames[:, -1]) if identity_dlib else
+           {"id_dlib": float("nan"), "id_dlib_no_face": S, "id_dlib_pairs": S}),
     }
 
 
+def _cell(row: dict, metric: str) -> str:
+    value = row.get(metric, float("nan"))
+    if metric == "id_dlib":
+        pairs, missing = row.get("id_dlib_pairs", 0), row.get("id_dlib_no_face", 0)
+        if not np.isfinite(value):
+            return f"no face ({missing}/{pairs})"
+        return f"{value:.3f} ({missing}/{pairs} no face)" if missing else f"{value:.3f}"
+    return f"{value:.3f}"
+
+
 def markdown_table(rows: list[dict]) -> str:
-    """``| method | alpha | metrics... |`` Markdown table of evaluation rows."""
+    """``| method | alpha | metrics... |`` Markdown table of evaluation rows (``id_dlib``: "no face (k/n)" when dlib
+    found no face pair, else the mean with the count of pairs left out)."""
     lines = ["| method | alpha | " + " | ".join(METRICS) + " |", "|" + "---|" * (len(METRICS) + 2)]
     for row in rows:
-        lines.append(f"| {row['method']} | {row['alpha']:g} | " + " | ".join(f"{row[m]:.3f}" for m in METRICS) + " |")
+        lines.append(f"| {row['method']} | {row['alpha']:g} | " + " | ".join(_cell(row, m) for m in METRICS) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -123,7 +158,7 @@ def face_world_evaluation(G: nn.Module, regressor: nn.Module, out: str | Path, e
                           seeds: Sequence[int] = tuple(range(1000, 1024)), truncation_psi: float = 0.7,
                           num_frames: int = 8, alphas: Sequence[float] = (1.0, 2.0), rank: int = 4,
                           methods: Sequence[str] = ("rpca", "pca", "two_anchor", "random"), model=None,
-                          seed: int = 0) -> list[dict]:
+                          seed: int = 0, identity_dlib: bool = True) -> list[dict]:
     """Run the evaluation of the module docstring; write its files into ``out``; return the table rows.
 
     Files: ``clip/`` (the synthetic clip), ``anchors.npz`` + ``anchors.png`` (targets over
@@ -183,23 +218,33 @@ def face_world_evaluation(G: nn.Module, regressor: nn.Module, out: str | Path, e
     for alpha in alphas:
         for method, direction in directions.items():
             frames = render_edit(G, w0, direction, edit_strengths(direction, num_frames, alpha=alpha))
-            metrics = transfer_metrics(regressor, frames, preset)
+            metrics = transfer_metrics(regressor, frames, preset, identity_dlib=identity_dlib)
             rows.append({"method": method, "alpha": float(alpha), **metrics,
                          "dv_norm": float(np.linalg.norm(direction.dv))})
             save_grid(out / f"grid_{method}_a{alpha:g}.png", frames[:6])
-            log.info("%s alpha %g: rho %.3f d_intensity %.3f id_drift %.3f", method, alpha, metrics["rho"],
-                     metrics["d_intensity"], metrics["id_drift"])
+            log.info("%s alpha %g: rho %.3f d_intensity %.3f id_drift %.3f id_dlib %.3f (%d/%d without a face)",
+                     method, alpha, metrics["rho"], metrics["d_intensity"], metrics["id_drift"], metrics["id_dlib"],
+                     metrics["id_dlib_no_face"], metrics["id_dlib_pairs"])
     table = markdown_table(rows) + (
         f"\nReference: the regressor on the source clip's anchor frames (ground truth 0 -> 1): rho "
         f"{diagnostics['rho_clip']:.3f}, d_intensity {level_clip[-1] - level_clip[0]:.3f}; on their "
         f"reconstructions ({latent_space}): rho {diagnostics['rho_reconstructions']:.3f}, d_intensity "
         f"{level_recon[-1] - level_recon[0]:.3f}.\n")
+    if identity_dlib and len(seeds) > 1:
+        # scale of id_dlib: the source clip's first vs last anchor frame (one identity), and two different identities
+        start_images = render_edit(G, w0, next(iter(directions.values())), torch.zeros(1))[:, 0]
+        clip_pair = dlib_identity_metrics(targets[:1].cpu(), targets[-1:].cpu())
+        others = dlib_identity_metrics(start_images, start_images.roll(1, 0))
+        diagnostics.update(id_dlib_clip=clip_pair, id_dlib_other_identities=others)
+        table += (f"\nid_dlib reference: source clip frame 0 vs its last anchor frame "
+                  f"{_cell(clip_pair, 'id_dlib')}; two different generated identities {_cell(others, 'id_dlib')} "
+                  f"(dlib: < 0.6 = same person).\n")
     atomic_write(out / "table.md", table)
     settings = dict(expression=expression, clip_seed=clip_seed, clip_frames=clip_frames, anchor_count=anchor_count,
                     num_steps=num_steps, warm_steps=warm_steps, warm_start=warm_start, w_avg_samples=w_avg_samples,
                     optimize_noise=optimize_noise, latent_space=latent_space,
                     seeds=list(seeds), truncation_psi=truncation_psi, num_frames=num_frames, alphas=list(alphas),
-                    rank=rank, generator_sha1=sha1)
+                    rank=rank, generator_sha1=sha1, identity_dlib=identity_dlib)
     atomic_write(out / "results.json", json.dumps({"rows": rows, "anchors": diagnostics, "settings": settings,
                                                    "seconds": time.perf_counter() - start_time}, indent=1))
     return rows
@@ -224,6 +269,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--optimize-noise", action="store_true", help="anchors: optimise noise maps (NVlabs)")
     parser.add_argument("--w-avg-samples", type=int, default=2000)
     parser.add_argument("--latent-space", default="w_plus", choices=["w_plus", "w"], help="anchor inversion space")
+    parser.add_argument("--no-identity-dlib", action="store_true", help="skip dlib's identity distance column")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     G, _ = load_generator(args.generator)
@@ -232,7 +278,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                                  warm_steps=args.warm_steps, seeds=range(1000, 1000 + args.identities),
                                  num_frames=args.num_frames, alphas=args.alphas, truncation_psi=args.truncation_psi,
                                  rank=args.rank, optimize_noise=args.optimize_noise,
-                                 w_avg_samples=args.w_avg_samples, latent_space=args.latent_space)
+                                 w_avg_samples=args.w_avg_samples, latent_space=args.latent_space,
+                                 identity_dlib=not args.no_identity_dlib)
     print(markdown_table(rows))
 
 

@@ -4,7 +4,10 @@ identity preservation, edit grids (Tewari et al. 2020, Fig. 5/9) and one-paramet
 Parameter errors are mean absolute errors per part in the part's unit: rotation in degrees, translation
 in mm, identity/expression/albedo/``sh_coeffs`` in coefficient units; ``shape_mm`` is the mean vertex
 distance (mm) of the unposed meshes ``S(identity, expression)``, ``identity_mm`` that of the neutral
-meshes ``S(identity, 0)``.
+meshes ``S(identity, 0)``. Identity preservation on the images: dlib's identity distance
+(:func:`facegen.faces.paired_identity_distances`, 128-D descriptor, < 0.6 = same person) between ``G(w)`` and the
+edited ``G(w_hat)``, beside the reference ``G(w)`` vs ``G(v)`` (another face); pairs where dlib finds no face are
+left out and counted (``dlib_no_face``), a cell without any pair is NaN.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ import numpy as np
 import torch
 
 from facegen.callbacks.image_grid import images_to_grid
+from facegen.faces import FaceModelsMissing, paired_identity_distances
 from facegen.models.stylegan2.projection import project
 from facegen.models.stylerig.rignet import CONTROL_PARTS
 from facegen.morphable.params import PARTS, ParamLayout
@@ -55,6 +59,17 @@ def pair_rows(top: torch.Tensor, bottom: torch.Tensor) -> np.ndarray:
 
 def _mean(rows: dict[str, torch.Tensor]) -> dict[str, float]:
     return {k: float(v.mean()) for k, v in rows.items()}
+
+
+def dlib_identity(images_a: torch.Tensor, images_b: torch.Tensor) -> tuple[float, int]:
+    """``(mean dlib identity distance over the pairs with faces or NaN, pairs without a face)`` of ``[N, C, H, W]``
+    images in [-1, 1]; without dlib installed ``(NaN, N)`` and a log line saying what to install."""
+    try:
+        comparison = paired_identity_distances(images_a.cpu(), images_b.cpu())
+    except FaceModelsMissing as error:
+        log.warning("dlib identity distance not measured: %s", error)
+        return float("nan"), int(images_a.shape[0])
+    return comparison.mean, comparison.no_face
 
 
 def _batched(fn, *tensors: torch.Tensor, batch: int = 16) -> torch.Tensor:
@@ -195,7 +210,8 @@ def evaluate_stylerig(module, datamodule, split: str = "test") -> dict[str, list
     - ``preservation``: per other part, ``|F(w_hat) - F(w)|`` and as reference ``|F(v) - F(w)|``.
     - ``identity``: ``identity_mm`` between the neutral shapes of ``F(w_hat)`` and ``F(w)`` (and of the
       regressor on the images), with the reference ``F(v)`` vs ``F(w)``; ``rec_w`` = ``||RigNet(w, F(w)) - w||``
-      per layer.
+      per layer; ``dlib_identity_distance`` (``G(w_hat)`` vs ``G(w)``), ``dlib_reference_other_face`` (``G(v)`` vs
+      ``G(w)``) and ``dlib_no_face`` (pairs without a face, left out), when ``evaluation.identity_dlib``.
 
     Pictures: an edit grid per control (top row targets ``w``, left column sources ``v``, cell
     ``G(RigNet(w, F(v)))``) and a sweep per control (yaw, jaw open, light direction; rows ``G(w_hat)``
@@ -213,11 +229,13 @@ def evaluate_stylerig(module, datamodule, split: str = "test") -> dict[str, list
     p_w = module.dfr(w)
     p_v = p_w[v_index]
     reg_w = reg_v = None
+    use_dlib = bool(getattr(module.evaluation, "identity_dlib", True))
+    images_w = _batched(module.synthesize, w) if regressor is not None or use_dlib else None
     if regressor is not None:
         regressor.to(device)
-        images_w = _batched(module.synthesize, w)
         reg_w = _batched(lambda x: regressor.predict(x)["params"], images_w)
         reg_v = reg_w[v_index]
+    dlib_reference = dlib_identity(images_w, images_w[v_index]) if use_dlib else None
     accuracy, preservation, identity = [], [], []
     reference = part_errors(p_v, p_w, layout)
     for control in module.controls:
@@ -228,8 +246,9 @@ def evaluate_stylerig(module, datamodule, split: str = "test") -> dict[str, list
         kept = part_errors(p_hat, p_w, layout)
         img_after = img_before = None
         reg_hat = None
+        images_hat = _batched(module.synthesize, w_hat) if regressor is not None or use_dlib else None
         if regressor is not None:
-            reg_hat = _batched(lambda x: regressor.predict(x)["params"], _batched(module.synthesize, w_hat))
+            reg_hat = _batched(lambda x: regressor.predict(x)["params"], images_hat)
             img_after, img_before = part_errors(reg_hat, reg_v, layout), part_errors(reg_w, reg_v, layout)
         for part in CONTROL_PARTS[control]:
             row = {"control": control, "part": part, "unit": UNITS[part], "n": w.shape[0],
@@ -255,6 +274,10 @@ def evaluate_stylerig(module, datamodule, split: str = "test") -> dict[str, list
                                                                neutral=True).mean())
             row["image_reference_other_face_mm"] = float(shape_distance_mm(module.face_model, reg_v, reg_w, layout,
                                                                            neutral=True).mean())
+        if use_dlib:
+            distance, missing = dlib_identity(images_w, images_hat)
+            row.update(dlib_identity_distance=distance, dlib_reference_other_face=dlib_reference[0],
+                       dlib_no_face=missing, dlib_reference_no_face=dlib_reference[1])
         identity.append(row)
         _edit_grid(module, control, w, split)
         _sweep_picture(module, control, w, split)

@@ -81,12 +81,15 @@ class StyleRigEvaluation:
         grid_size: sources and targets of each edit grid (Fig. 5/9 style).
         sweep_latents: latents (rows) of each one-parameter sweep.
         sweep_steps: values (columns) of each sweep (yaw -0.5..0.5 rad, jaw open 0..1, light azimuth -60..60 deg).
+        identity_dlib: add dlib's identity distance between ``G(w)`` and ``G(w_hat)`` to the ``identity`` table
+            (:mod:`facegen.faces`; about 0.1-0.3 s per image on one CPU core).
     """
 
     pairs: int = 64
     grid_size: int = 4
     sweep_latents: int = 3
     sweep_steps: int = 7
+    identity_dlib: bool = True
 
     def check(self, where: str) -> None:
         for f in fields(self):

@@ -348,3 +348,7 @@ def test_stylerig_metrics_of_the_identity_edit(latents):
     assert all(r["change_by_edit"] == 0 for r in tables["preservation"])
     assert all(r["identity_mm"] == 0 and r["rec_w"] == 0 and r["reference_other_face_mm"] > 0
                for r in tables["identity"])
+    for r in tables["identity"]:   # dlib on the same image twice: distance 0 where it finds a face, else NaN + count
+        found = r["n"] - r["dlib_no_face"]
+        assert 0 <= found <= r["n"] and "dlib_reference_other_face" in r
+        assert (math.isnan(r["dlib_identity_distance"]) if found == 0 else r["dlib_identity_distance"] < 1e-6)
