@@ -2,7 +2,8 @@
 
 - :mod:`facegen.data.keypoints`: landmark files (CSV / JSON, named regions) and the mean template;
 - :mod:`facegen.augment.driving`: driving motion from the procedural 3D face or a landmark-annotated video;
-- :mod:`facegen.augment.motion_transfer`: retargeting, thin-plate-spline warps, :func:`augment_dataset`;
+- :mod:`facegen.augment.retarget` (driving motion onto a still) and :mod:`facegen.augment.tps` (thin-plate-spline
+  warps); :mod:`facegen.augment.motion_transfer`: :func:`augment_dataset` (stills + warped frames into a zip);
 - :mod:`facegen.augment.selection`: W inversion of a pool, subset selection, latent coverage.
 
 ``python -m facegen.augment root=<images> out=<folder>`` runs :func:`augment_dataset` (conf/augment.yaml).
@@ -13,12 +14,8 @@ from facegen.augment.driving import (
     faceworld_driving,
     video_driving,
 )
-from facegen.augment.motion_transfer import (
-    AugmentResult,
-    augment_dataset,
-    retarget,
-    tps_warp,
-)
+from facegen.augment.motion_transfer import AugmentResult, augment_dataset
+from facegen.augment.retarget import retarget
 from facegen.augment.selection import (
     CoverageBasis,
     SelectionError,
@@ -28,6 +25,7 @@ from facegen.augment.selection import (
     plot_coverage,
     select_subset,
 )
+from facegen.augment.tps import tps_warp
 from facegen.data.keypoints import (
     DEFAULT_TEMPLATE_BOX,
     MULTIPIE_68_REGIONS,

@@ -45,7 +45,7 @@ def _faces(folder, n=3, size=(48, 40)):
 
 
 def test_augment_folder_to_loadable_zip(tmp_path, motion):
-    names = _faces(tmp_path / "stills")
+    _faces(tmp_path / "stills")
     result = augment_dataset(tmp_path / "stills", tmp_path / "out", resolution=32, channels=3, frames_per_still=3,
                              driving=motion, template_box=(0.15, 0.2, 0.85, 0.95), seed=0)
     assert result.n_images == 3 * 4 and result.n_stills == 3

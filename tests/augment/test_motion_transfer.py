@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from facegen.augment.driving import DrivingMotion, faceworld_driving, video_driving
-from facegen.augment.motion_transfer import retarget, separate_points, tps_warp
+from facegen.augment.retarget import retarget
+from facegen.augment.tps import separate_points, tps_warp
 from facegen.data.keypoints import KeypointFileError, default_regions, mean_template
 from facegen.errors import ShapeError
 
