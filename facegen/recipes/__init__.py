@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from facegen.recipes.macaque import evaluate_recipe as evaluate_macaque
+from facegen.recipes.macaque_table import evaluate_recipe as evaluate_macaque
 
 
 def evaluate_recipe(recipe_dir: str | Path, **kwargs) -> list[dict]:
     """Ablation table of a recipe folder (today only the macaque recipe:
-    :func:`facegen.recipes.macaque.evaluate_recipe`)."""
+    :func:`facegen.recipes.macaque_table.evaluate_recipe`)."""
     return evaluate_macaque(recipe_dir, **kwargs)
 
 
