@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import warnings
 import zipfile
 from dataclasses import dataclass
@@ -55,6 +56,7 @@ class ImageSource:
         self.root = root
         self.is_zip = root.is_file() and zipfile.is_zipfile(root)
         self._zip: zipfile.ZipFile | None = None
+        self._zip_pid = -1
 
     def names(self) -> list[str]:
         """All file names under the root (sorted, ``/``-separated, relative)."""
@@ -65,13 +67,15 @@ class ImageSource:
 
     def read(self, name: str) -> bytes:
         if self.is_zip:
-            if self._zip is None:  # opened lazily: one handle per dataloader worker
-                self._zip = zipfile.ZipFile(self.root)
+            # one handle per process, opened lazily: a handle inherited through fork (a dataloader worker, a
+            # ddp_fork rank) shares its file offset with the parent, and concurrent reads would interleave seeks
+            if self._zip is None or self._zip_pid != os.getpid():
+                self._zip, self._zip_pid = zipfile.ZipFile(self.root), os.getpid()
             return self._zip.read(name)
         return (self.root / name).read_bytes()
 
     def __getstate__(self) -> dict:
-        return {"root": self.root, "is_zip": self.is_zip, "_zip": None}
+        return {"root": self.root, "is_zip": self.is_zip, "_zip": None, "_zip_pid": -1}
 
 
 def decode_image(data: bytes, resolution: int, channels: int) -> np.ndarray:
