@@ -141,3 +141,27 @@ def test_truncated_files_are_skipped_at_the_scan_and_a_corrupt_one_stops_the_run
     (root / "2.jpg").write_bytes(good[:200] + bytes(len(good) - 202) + good[-2:])  # header and end marker intact
     with pytest.raises(DatasetLayoutError, match="2.jpg: cannot be decoded"):
         dm.train_set.load(1)
+
+
+def test_a_forked_process_reads_the_zip_through_its_own_handle(tmp_path):
+    """A zip handle inherited through fork shares its file offset with the parent (ddp_fork ranks and dataloader
+    workers read at once: CI saw ``BadZipFile``); each process opens its own."""
+    import os
+
+    from facegen.data.images import ImageSource
+    path = tmp_path / "d.zip"
+    with zipfile.ZipFile(path, "w") as z:
+        for i in range(4):
+            z.writestr(f"{i}.bin", bytes([i]) * 1000)
+    source = ImageSource(path)
+    assert source.read("1.bin") == bytes([1]) * 1000
+    parent_handle = source._zip
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: must not reuse the parent's handle, and reads correct bytes
+        ok = source.read("2.bin") == bytes([2]) * 1000 and source._zip is not parent_handle
+        os.write(write_end, b"1" if ok else b"0")
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert os.read(read_end, 1) == b"1"
+    assert source.read("3.bin") == bytes([3]) * 1000 and source._zip is parent_handle
