@@ -71,4 +71,6 @@ def test_first_training_losses_equal_the_recorded_ones(name, tmp_path):
     assert len(record.rows) == len(before)
     for step, (now, then) in enumerate(zip(record.rows, before)):
         assert set(then) <= set(now), f"{name} step {step}: no longer logged: {sorted(set(then) - set(now))}"
-        assert {k: now[k] for k in then} == pytest.approx(then, rel=1e-6, abs=1e-7), f"{name} step {step}"
+        # rel 1e-5: float32 reductions reorder between runs (FaceTuneGAN's step-2 adversarial loss moved by 2e-6
+        # on a loaded machine); a changed loss, weight or order of operations moves the values by far more
+        assert {k: now[k] for k in then} == pytest.approx(then, rel=1e-5, abs=1e-6), f"{name} step {step}"
