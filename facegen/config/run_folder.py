@@ -101,8 +101,9 @@ class RunFolder:
                 self._lock = None
             if error is None or self.path.is_dir():
                 return
+            cwd = Path.cwd().resolve()
             for parent in list(self.path.parents)[:2]:  # runs/<run_name>/ and runs/, when made for this run alone
-                if not parent.is_dir() or any(parent.iterdir()):
+                if parent.resolve() in (cwd, *cwd.parents) or not parent.is_dir() or any(parent.iterdir()):
                     break
                 parent.rmdir()
 

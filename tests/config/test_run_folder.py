@@ -94,6 +94,18 @@ def test_a_failed_start_removes_the_folder_a_later_failure_marks_it(tmp_path):
             raise RuntimeError("killed by a bug at step 40")
     assert "killed by a bug at step 40" in (trained / "failed.txt").read_text()
 
+    here = tmp_path / "here"               # hydra.run.dir=<cwd>/run: the working directory itself stays
+    (here / "run").mkdir(parents=True)
+    cwd = os.getcwd()
+    os.chdir(here)
+    try:
+        with pytest.raises(ConfigError):
+            with RunFolder(here / "run"):
+                raise ConfigError("trainer.max_epochs: expected int or null, got 'abc'")
+    finally:
+        os.chdir(cwd)
+    assert here.is_dir() and not (here / "run").exists()
+
     existing = tmp_path / "existing"       # a folder that held something before the run is never removed
     (existing / "checkpoints").mkdir(parents=True)
     with pytest.raises(ConfigError):
